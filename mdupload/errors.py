@@ -1,0 +1,69 @@
+"""One exception hierarchy; each error carries a user-facing message and an exit code.
+
+Exit codes are part of the interface:
+  0  everything selected was done (uploaded, skipped or valid)
+  1  some chapter failed or cannot be uploaded
+  2  the manifest is invalid or the command was misused
+  3  authentication failed (credentials missing, refused or expired)
+"""
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_AUTH = 3
+
+
+class MdUploadError(Exception):
+    """Base class: `str(error)` is a complete sentence for the user, naming what to fix."""
+
+    exit_code = EXIT_FAILED
+
+    def __init__(self, message: str, *, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} {self.hint}" if self.hint else self.message
+
+
+class UsageError(MdUploadError):
+    """The command was misused (bad option, missing consent)."""
+
+    exit_code = EXIT_USAGE
+
+
+class ManifestError(MdUploadError):
+    """The manifest is invalid: the message names the file, the line and the chapter."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, message: str, *, path=None, line: int | None = None, chapter: str | None = None,
+                 hint: str | None = None):
+        where = str(path) if path is not None else "manifest"
+        if line is not None:
+            where += f":{line}"
+        if chapter is not None:
+            where += f" (chapter {chapter})"
+        super().__init__(f"{where}: {message}", hint=hint)
+        self.path = path
+        self.line = line
+        self.chapter = chapter
+
+
+class PageError(MdUploadError):
+    """A page file or archive cannot be read safely; the message names the file."""
+
+    def __init__(self, message: str, *, path=None, hint: str | None = None):
+        super().__init__(f"{path}: {message}" if path is not None else message, hint=hint)
+        self.path = path
+
+
+class AuthError(MdUploadError):
+    """Signing in failed or the credentials are missing or expired."""
+
+    exit_code = EXIT_AUTH
+
+
+class LedgerError(MdUploadError):
+    """The local ledger is corrupt, locked or from a newer version."""
