@@ -1,0 +1,120 @@
+"""Checking a whole chapter: collect its pages, check each one, then the limits of the chapter as a whole."""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+from . import limits
+from .errors import PageError
+from .images import PageReport, Problem, check_page, megabytes
+from .manifest import ChapterSpec
+from .pages import NoPagesError, Page, collect_pages, display_path
+
+PARALLEL_FROM_PAGES = 17  # fewer pages are checked in this process: starting workers would cost more
+MAX_WORKERS = 8
+
+
+@dataclass
+class ChapterReport:
+    spec: ChapterSpec
+    pages: list[PageReport] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return (not any(p.severity in ("error", "fixable") for p in self.problems)
+                and all(page.ok for page in self.pages))
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(page.size for page in self.pages)
+
+    @property
+    def largest_side(self) -> int | None:
+        return max((max(p.width, p.height) for p in self.pages if p.width is not None), default=None)
+
+    def to_json(self) -> dict:
+        source = display_path(self.spec.pages)
+        problems = [(source, p) for p in self.problems]
+        problems += [(page.page.origin, p) for page in self.pages for p in page.problems]
+        return {
+            "chapter": self.spec.chapter,
+            "volume": self.spec.volume,
+            "language": self.spec.language,
+            "source": source,
+            "pages": len(self.pages),
+            "total_bytes": self.total_bytes,
+            "largest_side": self.largest_side,
+            "ok": self.ok,
+            "problems": [{"file": file, "code": p.code, "severity": p.severity, "message": p.message, "fix": p.fix}
+                         for file, p in problems],
+            "warnings": list(self.warnings),
+        }
+
+
+def check_chapter(spec: ChapterSpec, workdir: Path, *, deep: bool = False) -> ChapterReport:
+    """Collect and check every page of the chapter; whatever is wrong is in the report, nothing is raised."""
+    report = ChapterReport(spec=spec)
+    try:
+        collected = collect_pages(spec.pages, workdir)
+    except PageError as exc:
+        code = "no-pages" if isinstance(exc, NoPagesError) else "pages-unreadable"
+        report.problems.append(Problem(code, "error", exc.message, exc.hint))
+        return report
+    report.warnings = collected.warnings
+    try:
+        report.pages = _check_pages(collected.pages, deep)
+    except BrokenProcessPool:
+        report.problems.append(Problem(
+            "check-crashed", "error", "a process checking the pages died (out of memory on a huge page?)",
+            "find the page that is far larger than the others and re-export it smaller"))
+        return report
+    report.problems.extend(_chapter_problems(report.pages))
+    return report
+
+
+def _check_pages(pages: list[Page], deep: bool) -> list[PageReport]:
+    """Check the pages, in parallel processes when there are many; the result keeps their order."""
+    check = partial(check_page, deep=deep)
+    if len(pages) < PARALLEL_FROM_PAGES:
+        return [check(page) for page in pages]
+    workers = min(MAX_WORKERS, os.cpu_count() or 1)
+    # "spawn": a forked child could inherit a lock held by another thread (progress bars, the sandbox).
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return list(pool.map(check, pages, chunksize=max(1, len(pages) // (4 * workers))))
+
+
+def _chapter_problems(pages: list[PageReport]) -> list[Problem]:
+    problems = []
+    count = len(pages)
+    if count > limits.FILES_PER_SESSION:
+        first_extra = pages[limits.FILES_PER_SESSION].page.origin
+        problems.append(Problem(
+            "too-many-pages", "error",
+            f"{count} pages: MangaDex takes at most {limits.FILES_PER_SESSION} per chapter",
+            f"split the chapter in {math.ceil(count / limits.FILES_PER_SESSION)}: pages "
+            f"{limits.FILES_PER_SESSION + 1}–{count} (from {first_extra}) do not fit in one"))
+    total = sum(page.size for page in pages)
+    if total > limits.BYTES_PER_SESSION:
+        running, first_over = 0, 0
+        for index, page in enumerate(pages):
+            running += page.size
+            if running > limits.BYTES_PER_SESSION:
+                first_over = index
+                break
+        problems.append(Problem(
+            "chapter-too-large", "error",
+            f"the pages add up to {megabytes(total)}: MangaDex takes at most "
+            f"{megabytes(limits.BYTES_PER_SESSION)} per chapter",
+            f"split the chapter in {math.ceil(total / limits.BYTES_PER_SESSION)} or more: pages {first_over + 1}–"
+            f"{count} (from {pages[first_over].page.origin}) exceed {megabytes(limits.BYTES_PER_SESSION)}; "
+            "or export the pages smaller"))
+    return problems

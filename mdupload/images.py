@@ -1,0 +1,272 @@
+"""Inspecting one page with Pillow against MangaDex's limits: what is wrong with it and what --fix would do.
+
+The real format comes from the bytes, never from the name. The quick check reads the headers and
+lets Pillow verify what is cheap to verify (PNG chunk checksums; a JPEG must reach its end marker);
+`deep=True` decodes every frame, which is the only way to find damaged pixel data whose container is
+intact. Nothing is decoded before its claimed size has been compared with a bound, and
+`Image.MAX_IMAGE_PIXELS` is left as it is: Pillow's own bomb check stays on as a second line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import math
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path, PurePath
+
+from PIL import Image, UnidentifiedImageError
+
+from . import limits
+from .pages import Page
+
+# The most pixels a page may claim (an 800 x 150,000 px strip, worth splitting into pages; the bound
+# fixes.py decodes to repair one); a header that claims more is refused before anything is decoded.
+# It stays below Pillow's own hard limit, which keeps guarding everything else.
+MAX_PIXELS = 120_000_000
+# Animated pages: at most this many frames, and this many pixels over all frames.
+MAX_FRAMES = 1000
+MAX_ANIMATION_PIXELS = 10 * MAX_PIXELS
+# Files are read into memory once (for the hash and for Pillow); anything larger is not inspected.
+MAX_INSPECT_BYTES = 5 * limits.BYTES_PER_FILE
+
+# Formats --fix converts (Pillow's names); any other format that is not accepted is an error.
+CONVERTIBLE_FORMATS = frozenset({"WEBP", "AVIF", "BMP", "TIFF"})
+# Page extensions Pillow cannot read at all, named for the message.
+UNREADABLE_KINDS = {"heic": "HEIC", "jxl": "JPEG XL"}
+
+REEXPORT = "re-export the page from your editor or scan software as PNG or JPEG"
+COPY_AGAIN = "the file is probably incomplete or damaged: copy or download it again, or re-export the page"
+
+
+@dataclass(frozen=True)
+class Problem:
+    code: str
+    severity: str  # "error", "fixable" or "warning"
+    message: str
+    fix: str | None
+
+
+@dataclass
+class PageReport:
+    page: Page
+    format: str | None
+    mime: str | None
+    size: int
+    width: int | None
+    height: int | None
+    sha256: str
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not any(p.severity in ("error", "fixable") for p in self.problems)
+
+
+def megabytes(size: int) -> str:
+    return f"{size / limits.MB:.1f} MB"
+
+
+def check_page(page: Page, *, deep: bool = False) -> PageReport:
+    """Inspect one page file; every problem is reported in the result, nothing is raised."""
+    try:
+        data, size, sha256 = _read(page.path)
+    except OSError as exc:
+        return PageReport(page, None, None, 0, None, None, "",
+                          [Problem("unreadable", "error", f"cannot be read ({exc.strerror or exc})",
+                                   "check that the file exists and that you may read it")])
+    report = PageReport(page, None, None, size, None, None, sha256)
+    if size == 0:
+        report.problems.append(Problem("unreadable", "error", "the file is empty (0 bytes)", REEXPORT))
+    elif data is None:
+        report.problems.append(Problem(
+            "file-too-large", "error",
+            f"{megabytes(size)} is too large to inspect (more than {megabytes(MAX_INSPECT_BYTES)}; "
+            f"MangaDex takes at most {megabytes(limits.BYTES_PER_FILE)} per file)",
+            "re-export the page smaller"))
+    else:
+        with warnings.catch_warnings():
+            # Pillow's warnings (bomb warning included) would only be noise: the bounds here decide.
+            warnings.simplefilter("ignore")
+            report.problems.extend(_inspect(report, data, deep))
+    return report
+
+
+def _read(path: Path) -> tuple[bytes | None, int, str]:
+    """The file's bytes (None when too large to keep), its size and its SHA-256, in one read."""
+    with path.open("rb") as file:
+        if os.fstat(file.fileno()).st_size > MAX_INSPECT_BYTES:
+            digest = hashlib.file_digest(file, "sha256")
+            return None, file.tell(), digest.hexdigest()
+        data = file.read()
+    return data, len(data), hashlib.sha256(data).hexdigest()
+
+
+def _inspect(report: PageReport, data: bytes, deep: bool) -> list[Problem]:
+    extension = PurePath(report.page.upload_name).suffix.lower().lstrip(".")
+    try:
+        image = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError:
+        return [_bomb(f"its header claims more than {MAX_PIXELS // 1_000_000} megapixels")]
+    except UnidentifiedImageError:
+        return [_unidentified(data, extension)]
+    except Exception as exc:  # Pillow's parsers raise many types on malformed headers
+        if isinstance(exc, ValueError) and "MAX_TEXT" in str(exc):  # Pillow's bound on PNG text chunks
+            return [Problem("bomb", "error", "its metadata (a compressed text chunk) inflates past the safe limit",
+                            "re-export the page without metadata (or as PNG/JPEG from another program)")]
+        return [_corrupt(exc)]
+    with image:
+        # An MPO is a JPEG carrying extra pictures (phone cameras write them): MangaDex sees a JPEG.
+        fmt = "JPEG" if image.format == "MPO" else image.format
+        report.format = fmt
+        report.width, report.height = image.size
+        if image.width * image.height > MAX_PIXELS:
+            return [_bomb(f"{image.width:,}x{image.height:,} px is {image.width * image.height / 1e6:,.0f} megapixels")]
+        try:
+            frames = getattr(image, "n_frames", 1)
+        except Exception as exc:
+            return [_corrupt(exc)]
+        if frames > MAX_FRAMES or frames * image.width * image.height > MAX_ANIMATION_PIXELS:
+            return [Problem("too-many-frames", "error",
+                            f"{frames:,} frames of {image.width}x{image.height} px: more than mdupload checks "
+                            f"(at most {MAX_FRAMES:,} frames and {MAX_ANIMATION_PIXELS // 1_000_000:,} megapixels "
+                            "in all)", "re-export it with fewer frames, or as a still PNG or JPEG")]
+        damage = _damage(data, fmt, frames, deep)
+        if damage:
+            return [damage]
+        if fmt in limits.ACCEPTED_FORMATS:
+            report.mime = limits.ACCEPTED_FORMATS[fmt][0]
+        return _rules(report, image, data, frames, extension)
+
+
+def _bomb(claim: str) -> Problem:
+    return Problem("bomb", "error",
+                   f"{claim}: more than mdupload decodes (a decompression bomb, or a page far larger than MangaDex "
+                   f"allows); refused without decoding it",
+                   f"re-export the page at most {limits.MAX_SIDE_PX:,} px on each side")
+
+
+def _corrupt(exc: Exception) -> Problem:
+    return Problem("corrupt", "error", f"the image data is damaged ({exc or type(exc).__name__})", COPY_AGAIN)
+
+
+def _unidentified(data: bytes, extension: str) -> Problem:
+    if extension in UNREADABLE_KINDS:
+        what = f"{UNREADABLE_KINDS[extension]} images cannot be read by mdupload and are not accepted by MangaDex"
+    elif _looks_like_text(data[:512]):
+        what = "it is a text file, not an image"
+    else:
+        what = "it is not an image mdupload can read (an unknown or damaged format)"
+    return Problem("unreadable", "error", what, REEXPORT)
+
+
+def _looks_like_text(head: bytes) -> bool:
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return all(ch.isprintable() or ch in "\r\n\t" for ch in text)
+
+
+def _damage(data: bytes, fmt: str, frames: int, deep: bool) -> Problem | None:
+    """The first sign of damaged data: the cheap checks always, a full decode of every frame when deep."""
+    if fmt == "JPEG" and b"\xff\xd9" not in data:
+        # Entropy-coded data cannot contain FF D9, so a JPEG without it was cut off (a missing marker
+        # can hide behind an embedded thumbnail's; the deep check finds those).
+        return Problem("corrupt", "error", "the JPEG is cut off (it has no end-of-image marker)", COPY_AGAIN)
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.verify()
+        if deep:
+            with Image.open(io.BytesIO(data)) as image:
+                for index in range(frames):
+                    image.seek(index)
+                    if image.width * image.height > MAX_PIXELS:
+                        return _bomb(f"frame {index + 1} grows to {image.width:,}x{image.height:,} px")
+                    image.load()
+    except Image.DecompressionBombError:
+        return _bomb("a frame claims more pixels than Pillow's bound")
+    except Exception as exc:  # verify and the decoders raise SyntaxError, OSError, ValueError, EOFError...
+        return _corrupt(exc)
+    return None
+
+
+def _rules(report: PageReport, image: Image.Image, data: bytes, frames: int, extension: str) -> list[Problem]:
+    """MangaDex's rules for a page whose data is sound."""
+    problems = []
+    fmt, width, height, size = report.format, report.width, report.height, report.size
+    stem = PurePath(report.page.upload_name).stem
+    if fmt in limits.ACCEPTED_FORMATS:
+        mime, extensions = limits.ACCEPTED_FORMATS[fmt]
+        if extension not in extensions:
+            problems.append(Problem("name-mismatch", "fixable", f"the file is {fmt} but its name ends in .{extension}",
+                                    f"rename it to {stem}.{extensions[0]} and send it as {mime}"))
+        if size > limits.BYTES_PER_FILE:
+            too_large = (f"{megabytes(size)}: MangaDex takes at most {megabytes(limits.BYTES_PER_FILE)} "
+                         "per file")
+            if frames > 1:
+                problems.append(Problem("file-too-large", "error", too_large,
+                                        "make the animation smaller in your editor (fewer frames or colours)"))
+            elif fmt == "JPEG":
+                problems.append(Problem("file-too-large", "fixable", too_large,
+                                        "re-encode as JPEG at the highest quality that fits (lossy)"))
+            else:
+                problems.append(Problem("file-too-large", "fixable", too_large,
+                                        "re-encode as PNG at maximum compression, else as JPEG at the highest "
+                                        "quality that fits (lossy)"))
+    elif fmt in CONVERTIBLE_FORMATS and (frames == 1 or fmt in ("WEBP", "AVIF")):
+        problems.append(Problem("format", "fixable", f"{fmt} is not accepted by MangaDex (only JPEG, PNG and GIF)",
+                                _conversion(image, data, frames)))
+    else:
+        what = f"{fmt} with {frames} images" if frames > 1 else fmt
+        problems.append(Problem("format", "error",
+                                f"{what} is not accepted by MangaDex, and mdupload does not convert it",
+                                "re-export each page as its own PNG or JPEG file"))
+    longest = max(width, height)
+    if longest > limits.MAX_SIDE_PX:
+        too_long = f"{width:,}x{height:,} px: MangaDex takes at most {limits.MAX_SIDE_PX:,} px per side"
+        scale = f"scale it down to at most {limits.MAX_SIDE_PX:,} px per side in your editor"
+        if min(width, height) > limits.MAX_SIDE_PX:
+            problems.append(Problem("side-too-long", "error", too_long, f"both sides are too long: {scale}"))
+        elif frames > 1:
+            problems.append(Problem("side-too-long", "error", too_long, f"an animation cannot be split: {scale}"))
+        else:
+            pieces = math.ceil(longest / limits.MAX_SIDE_PX)
+            direction = "tall" if height >= width else "wide"
+            problems.append(Problem("side-too-long", "fixable", too_long,
+                                    f"split into {pieces} pages of at most {limits.MAX_SIDE_PX:,} px {direction}"))
+    if longest < limits.TINY_PAGE_PX:
+        problems.append(Problem("tiny", "warning", f"only {width}x{height} px: is this really a page?", None))
+    return problems
+
+
+def _conversion(image: Image.Image, data: bytes, frames: int) -> str:
+    """The conversion --fix applies: keep animation as GIF, keep lossless or transparent pictures lossless."""
+    if frames > 1:
+        return f"convert to an animated GIF ({frames} frames)"
+    transparent = "A" in image.mode or "transparency" in image.info
+    if transparent or image.mode in ("1", "P") or not _lossy(image, data):
+        return "convert to PNG (lossless, keeps every pixel)"
+    return "convert to JPEG quality 95"
+
+
+def _lossy(image: Image.Image, data: bytes) -> bool:
+    if image.format == "WEBP":
+        return _webp_bitstream(data) == b"VP8 "
+    if image.format == "TIFF":
+        return image.info.get("compression") in ("jpeg", "tiff_jpeg")
+    return image.format == "AVIF"
+
+
+def _webp_bitstream(data: bytes) -> bytes | None:
+    """The first image chunk of a WebP: b"VP8 " (lossy) or b"VP8L" (lossless)."""
+    position = 12  # after "RIFF", the size and "WEBP"
+    while position + 8 <= len(data):
+        fourcc = data[position:position + 4]
+        if fourcc in (b"VP8 ", b"VP8L"):
+            return fourcc
+        size = int.from_bytes(data[position + 4:position + 8], "little")
+        position += 8 + size + (size & 1)
+    return None

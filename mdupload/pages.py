@@ -1,0 +1,315 @@
+"""Finding a chapter's page files in a folder or a .zip/.cbz archive, in natural order, extracted safely.
+
+A page candidate is any file with an image-looking extension, accepted by MangaDex or not (the checks
+say what is wrong with it). What is clearly not a page (hidden files, `Thumbs.db`, `__MACOSX/`,
+`ComicInfo.xml`) is skipped silently; anything else is skipped with a warning naming it.
+
+Archives are extracted into the work folder under numbered names (`0001.png`...), so no member name
+ever becomes a path on disk. Members are streamed through a byte counter against the bounds below:
+a header's size is never trusted alone, and no more than the bound is ever written.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import stat
+import tempfile
+import zipfile
+import zlib
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from natsort import natsort_keygen, ns
+
+from . import limits
+from .errors import PageError
+
+PAGE_EXTENSIONS = frozenset({"jpg", "jpeg", "png", "gif", "webp", "avif", "bmp", "tif", "tiff", "jxl", "heic"})
+ARCHIVE_SUFFIXES = frozenset({".zip", ".cbz"})
+NESTED_ARCHIVE_EXTENSIONS = frozenset({"zip", "cbz", "rar", "cbr", "7z", "cb7", "tar", "cbt", "gz", "tgz", "bz2", "xz"})
+JUNK_NAMES = frozenset({"thumbs.db", "desktop.ini", "comicinfo.xml"})  # compared case-insensitively
+JUNK_FOLDERS = frozenset({"__MACOSX"})
+
+# Extraction bounds: twice what MangaDex takes per file and per session, and a generous entry count
+# (a macOS archive holds a `__MACOSX/._x` entry and a folder entry beside every page).
+MAX_MEMBER_BYTES = 2 * limits.BYTES_PER_FILE
+MAX_ARCHIVE_BYTES = 2 * limits.BYTES_PER_SESSION
+MAX_MEMBERS = 10 * limits.FILES_PER_SESSION
+CHUNK_BYTES = 1024 * 1024
+
+_ZIP_UTF8_FLAG = 0x800
+_ZIP_ENCRYPTED_FLAG = 0x1
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_natural_key = natsort_keygen(alg=ns.PATH | ns.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Page:
+    path: Path
+    origin: str
+    upload_name: str
+
+
+@dataclass
+class CollectedPages:
+    source: Path
+    pages: list[Page]
+    warnings: list[str] = field(default_factory=list)
+
+
+class NoPagesError(PageError):
+    """The source holds no page image at all."""
+
+
+def collect_pages(source: Path, workdir: Path) -> CollectedPages:
+    """The pages of a folder (searched recursively) or a .zip/.cbz (extracted into `workdir`)."""
+    source = Path(source)
+    shown = display_path(source)
+    try:
+        mode = source.stat().st_mode
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise PageError("is a symbolic link that leads back to itself (a symlink loop)", path=shown,
+                            hint="Point `pages:` at the real folder or archive.") from None
+        if exc.errno == errno.ENOENT:
+            raise PageError("does not exist", path=shown,
+                            hint="Check the chapter's `pages:` path in the manifest (it is relative to the "
+                                 "manifest file).") from None
+        raise PageError(f"cannot be read ({exc.strerror})", path=shown) from None
+    if stat.S_ISDIR(mode):
+        found, ignored = _scan_folder(source, shown)
+        separator = "/"
+    elif stat.S_ISREG(mode) and source.suffix.lower() in ARCHIVE_SUFFIXES:
+        found, ignored = _extract(source, shown, Path(workdir))
+        separator = "!"
+    else:
+        raise PageError("is neither a folder nor a .zip/.cbz archive", path=shown,
+                        hint="Point `pages:` at a folder of page images, or at a .zip or .cbz of them.")
+    ignored.sort(key=lambda item: _natural_key(item[1]))
+    if not found:
+        only = f" (only {', '.join(rel for _kind, rel in ignored)})" if ignored else ""
+        raise NoPagesError(f"holds no page images{only}", path=shown,
+                           hint="Put the chapter's pages in it as JPEG, PNG or GIF files.")
+    names = _upload_names([rel for rel, _path in found])
+    pages = [Page(path=path, origin=f"{shown}{separator}{rel}", upload_name=name)
+             for (rel, path), name in zip(found, names)]
+    return CollectedPages(source=source, pages=pages, warnings=[_warning(kind, rel) for kind, rel in ignored])
+
+
+def display_path(path: Path) -> str:
+    """The path as the user knows it: relative to the current folder when it is inside it."""
+    try:
+        return path.relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _classify(rel: str) -> str:
+    """"page", "junk" (skipped silently), "archive" or "other" (both skipped with a warning)."""
+    parts = rel.split("/")
+    if any(part.startswith(".") or part in JUNK_FOLDERS for part in parts) or parts[-1].lower() in JUNK_NAMES:
+        return "junk"
+    extension = PurePosixPath(rel).suffix.lower().lstrip(".")
+    if extension in PAGE_EXTENSIONS:
+        return "page"
+    return "archive" if extension in NESTED_ARCHIVE_EXTENSIONS else "other"
+
+
+def _warning(kind: str, rel: str) -> str:
+    if kind == "archive":
+        return f"ignored nested archive {rel}: pages inside an archive within the chapter are not read (extract it)"
+    return f"ignored unexpected file {rel}"
+
+
+def _sorted(items: list[tuple]) -> list[tuple]:
+    """(path inside the source, anything) pairs in the natural order of the paths."""
+    # Sorting plainly first puts names that differ only in case in one fixed order.
+    return sorted(sorted(items, key=lambda item: item[0]), key=lambda item: _natural_key(item[0]))
+
+
+def _scan_folder(root: Path, shown: str) -> tuple[list[tuple[str, Path]], list[tuple[str, str]]]:
+    """The page files (path inside the folder, file) in natural order, and what was skipped with a warning."""
+    pages, ignored, seen = [], [], set()
+
+    def refuse(error: OSError):
+        raise PageError(f"cannot be read ({error.strerror})", path=display_path(Path(error.filename)))
+
+    for folder, subfolders, files in os.walk(root, onerror=refuse, followlinks=True):
+        info = os.stat(folder)
+        if (info.st_dev, info.st_ino) in seen:
+            raise PageError("leads back to a folder already read (a symlink loop or a second link to it)",
+                            path=display_path(Path(folder)), hint=f"Remove the link from {shown}.")
+        seen.add((info.st_dev, info.st_ino))
+        subfolders[:] = [name for name in subfolders if not (name.startswith(".") or name in JUNK_FOLDERS)]
+        for name in files:
+            path = Path(folder, name)
+            rel = path.relative_to(root).as_posix()
+            kind = _classify(rel)
+            if kind == "page":
+                _require_regular_file(path)
+                pages.append((rel, path))
+            elif kind != "junk":
+                ignored.append((kind, rel))
+    return _sorted(pages), ignored
+
+
+def _require_regular_file(path: Path) -> None:
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise PageError(f"cannot be read ({exc.strerror}; a broken link?)", path=display_path(path),
+                        hint="Replace it with the page file itself.") from None
+    if not stat.S_ISREG(mode):
+        raise PageError("is not a regular file (a device, a pipe or a socket)", path=display_path(path),
+                        hint="Replace it with the page file itself.")
+
+
+def _extract(archive: Path, shown: str, workdir: Path) -> tuple[list[tuple[str, Path]], list[tuple[str, str]]]:
+    """Like _scan_folder, the pages being extracted into a new folder inside `workdir`."""
+    with _open_zip(archive, shown) as bundle:
+        members = bundle.infolist()
+        if len(members) > MAX_MEMBERS:
+            raise PageError(f"holds {len(members):,} entries, more than the {MAX_MEMBERS:,} mdupload reads",
+                            path=shown, hint="A chapter has at most 500 pages: split the archive.")
+        wanted, ignored, names = [], [], set()
+        for member in members:
+            rel = _member_path(member, shown)
+            if rel is None:
+                continue
+            if rel in names:
+                raise PageError(f"holds {rel} twice", path=shown, hint="Pack the archive again with each page once.")
+            names.add(rel)
+            kind = _classify(rel)
+            if kind == "page":
+                if member.flag_bits & _ZIP_ENCRYPTED_FLAG:
+                    raise PageError(f"member {rel} is password-protected", path=shown,
+                                    hint="Pack the pages again without a password (or extract them to a folder).")
+                wanted.append((rel, member))
+            elif kind != "junk":
+                ignored.append((kind, rel))
+        workdir.mkdir(parents=True, exist_ok=True)
+        target = Path(tempfile.mkdtemp(prefix="pages-", dir=workdir))
+        pages, total = [], 0
+        for number, (rel, member) in enumerate(_sorted(wanted), start=1):
+            path = target / f"{number:04d}{PurePosixPath(rel).suffix.lower()}"
+            total += _copy_member(bundle, member, rel, path, shown, MAX_ARCHIVE_BYTES - total)
+            pages.append((rel, path))
+    return pages, ignored
+
+
+def _open_zip(archive: Path, shown: str) -> zipfile.ZipFile:
+    try:
+        return zipfile.ZipFile(archive)
+    except (zipfile.BadZipFile, EOFError, ValueError):
+        with archive.open("rb") as file:
+            head = file.read(8)
+        if head.startswith(b"Rar!"):
+            raise PageError("is a RAR archive, not a zip", path=shown,
+                            hint="Extract it to a folder, or pack the pages again as .cbz/.zip.") from None
+        raise PageError("is not a readable zip archive (truncated or damaged)", path=shown,
+                        hint="Download or pack the archive again.") from None
+    except OSError as exc:
+        raise PageError(f"cannot be read ({exc.strerror})", path=shown) from None
+
+
+def _member_path(member: zipfile.ZipInfo, shown: str) -> str | None:
+    """The member's path inside the archive, refused when unsafe; None for a folder entry."""
+    name = member.filename
+    if not member.flag_bits & _ZIP_UTF8_FLAG:
+        # Without the UTF-8 flag Python decodes names as cp437; many tools write UTF-8 anyway.
+        try:
+            raw = name.encode("cp437")
+        except UnicodeEncodeError:  # the name came from a Unicode extra field
+            raw = name.encode("utf-8")
+        try:
+            name = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            shown_name = _quoted(raw.decode("utf-8", "backslashreplace"))
+            raise PageError(f"member name {shown_name} is not UTF-8 (it was written in a legacy encoding such "
+                            "as Shift-JIS or Latin-1)", path=shown,
+                            hint="Pack the archive again with a tool that writes UTF-8 names (7-Zip, Info-ZIP "
+                                 "zip 3, or Python), or extract it to a folder.") from None
+    if _CONTROL_CHARACTERS.search(name):
+        raise PageError(f"member name {_quoted(name)} holds control characters; refused", path=shown,
+                        hint="The archive is unsafe or broken: pack the pages again.")
+    unix = name.replace("\\", "/")
+    if unix.startswith("/") or re.match(r"[A-Za-z]:", unix):
+        raise PageError(f"member {_quoted(name)} has an absolute path; refused", path=shown,
+                        hint="The archive is unsafe or broken: pack the pages again.")
+    parts = [part for part in unix.split("/") if part not in ("", ".")]
+    if ".." in parts:
+        raise PageError(f"member {_quoted(name)} points outside the archive ('..'); refused", path=shown,
+                        hint="The archive is unsafe or broken: pack the pages again.")
+    kind = stat.S_IFMT(member.external_attr >> 16)
+    if kind == stat.S_IFLNK:
+        raise PageError(f"member {_quoted(name)} is a symbolic link; refused", path=shown,
+                        hint="Pack the page files themselves, not links to them.")
+    if kind not in (0, stat.S_IFREG, stat.S_IFDIR):
+        raise PageError(f"member {_quoted(name)} is a device or special file; refused", path=shown,
+                        hint="The archive is unsafe or broken: pack the pages again.")
+    if member.is_dir() or kind == stat.S_IFDIR or not parts:
+        return None
+    return "/".join(parts)
+
+
+def _quoted(name: str) -> str:
+    """The name in quotes, control characters escaped (a hostile name must not drive the terminal)."""
+    return "'" + _CONTROL_CHARACTERS.sub(lambda match: ascii(match.group())[1:-1], name) + "'"
+
+
+def _copy_member(bundle: zipfile.ZipFile, member: zipfile.ZipInfo, rel: str, path: Path, shown: str,
+                 room: int) -> int:
+    """Stream one member to `path`, never writing past the bounds; returns the bytes written."""
+    budget = min(MAX_MEMBER_BYTES, room)
+    too_large = (f"member {rel} inflates past {budget / limits.MB:g} MB (MangaDex takes at most "
+                 f"{limits.BYTES_PER_FILE / limits.MB:g} MB per page); refused as a possible zip bomb"
+                 if budget == MAX_MEMBER_BYTES else
+                 f"the pages inflate past {MAX_ARCHIVE_BYTES / limits.MB:g} MB in all at member {rel} (MangaDex "
+                 f"takes at most {limits.BYTES_PER_SESSION / limits.MB:g} MB per chapter); refused")
+    hint = "Check the archive; split the chapter or make the pages smaller."
+    written = 0
+    try:
+        with bundle.open(member) as source, path.open("xb") as target:
+            while chunk := source.read(CHUNK_BYTES):
+                written += len(chunk)
+                if written > budget:
+                    raise PageError(too_large, path=shown, hint=hint)
+                target.write(chunk)
+    except PageError:
+        path.unlink(missing_ok=True)
+        raise
+    except (zipfile.BadZipFile, zlib.error, EOFError, ValueError) as exc:
+        path.unlink(missing_ok=True)
+        raise PageError(f"member {rel} is damaged ({exc})", path=shown,
+                        hint="Download or pack the archive again.") from None
+    except NotImplementedError as exc:
+        path.unlink(missing_ok=True)
+        raise PageError(f"member {rel} cannot be read: {exc}", path=shown,
+                        hint="Pack the archive again with ordinary Deflate compression (or extract it).") from None
+    return written
+
+
+def _upload_names(rels: list[str]) -> list[str]:
+    """Unique names (ignoring case): the basename when it is unique, else prefixed with its folder path."""
+    basenames = [PurePosixPath(rel).name for rel in rels]
+    counts = Counter(name.casefold() for name in basenames)
+    wanted = [name if counts[name.casefold()] == 1 else _prefixed(rel) for name, rel in zip(basenames, rels)]
+    names, taken = [], set()
+    for name in wanted:
+        candidate, number = name, 2
+        while candidate.casefold() in taken:  # two folder paths that sanitize alike
+            stem = PurePosixPath(name)
+            candidate = f"{stem.stem}-{number}{stem.suffix}"
+            number += 1
+        taken.add(candidate.casefold())
+        names.append(candidate)
+    return names
+
+
+def _prefixed(rel: str) -> str:
+    path = PurePosixPath(rel)
+    folder = re.sub(r"[^\w.-]+", "_", path.parent.as_posix()) if path.parent.as_posix() != "." else ""
+    return f"{folder}_{path.name}" if folder else path.name
