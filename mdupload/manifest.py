@@ -1,0 +1,543 @@
+"""The YAML manifest: read it safely, validate it against its JSON Schema, apply defaults and overrides.
+
+Every problem is a ManifestError naming the file, the line and the chapter, with a hint. The YAML is
+composed into nodes (never constructed into Python objects by tag), so each value keeps the line it
+came from and the text it was written as; anchors, aliases and tags other than YAML's plain types are
+refused outright.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import re
+import stat
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from functools import cache
+from importlib import resources
+from pathlib import Path
+
+import jsonschema
+import yaml
+from yaml.composer import Composer
+from yaml.constructor import SafeConstructor
+from yaml.events import AliasEvent
+from yaml.resolver import Resolver
+
+try:  # libyaml's event parser, in PyYAML's wheels: about 7 times faster than the pure-Python one
+    from yaml.cyaml import CParser as _Parser
+except ImportError:  # PyYAML built without libyaml
+    class _Parser(yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser):
+        def __init__(self, stream):
+            yaml.reader.Reader.__init__(self, stream)
+            yaml.scanner.Scanner.__init__(self)
+            yaml.parser.Parser.__init__(self)
+
+from .errors import ManifestError, UsageError
+from .limits import CHAPTER_MAX_LENGTH, CHAPTER_PATTERN, LANGUAGE_PATTERN, MAX_GROUPS, TITLE_MAX_LENGTH
+
+MAX_BYTES = 256 * 1024  # 1,000 chapters take about 100 KB
+MAX_DEPTH = 20  # the format nests 4 levels deep
+PAGE_ARCHIVE_SUFFIXES = (".zip", ".cbz")
+
+_YAML = "tag:yaml.org,2002:"
+_SCALAR_TAGS = {_YAML + name for name in ("str", "int", "float", "bool", "null", "timestamp")}
+_TEXT_TAGS = {_YAML + "merge", _YAML + "value"}  # `<<` and `=`: YAML 1.1 specials, plain text here
+
+_KEY_HINTS = {
+    "manga": "Add `manga: <id>`, the UUID in the manga's URL (mangadex.org/title/<id>).",
+    "groups": "Add `groups: [<group id>, ...]`, or `groups: []` to credit no group.",
+    "language": "Add `language: en` (or the chapters' language code).",
+    "chapters": "Add a `chapters:` list with one entry per chapter.",
+    "chapter": 'Add `chapter: "1"` (the number, quoted), or `chapter: null` for a oneshot.',
+    "pages": "Add `pages: <folder, .zip or .cbz>`, relative to the manifest file.",
+}
+_TYPE_NAMES = {"string": "text", "null": "null", "boolean": "true or false", "array": "a list",
+               "object": "a mapping of `key: value` lines"}
+
+
+@dataclass(frozen=True)
+class ChapterSpec:
+    chapter: str | None
+    volume: str | None
+    title: str | None
+    language: str
+    groups: tuple[str, ...]
+    pages: Path
+    publish_at: datetime | None
+    fix: bool
+    line: int
+
+    @property
+    def label(self) -> str:
+        """"chapter 1.5 (pt-br)", "vol 2 chapter 3 (en)", "oneshot (en)"."""
+        name = "oneshot" if self.chapter is None else f"chapter {self.chapter}"
+        if self.volume is not None:
+            name = f"vol {self.volume} {name}"
+        return f"{name} ({self.language})"
+
+
+@dataclass(frozen=True)
+class Manifest:
+    path: Path
+    manga: str
+    groups: tuple[str, ...]
+    language: str
+    terms_accepted: bool
+    chapters: tuple[ChapterSpec, ...]
+
+    def select(self, numbers: Sequence[str]) -> list[ChapterSpec]:
+        """The chapters whose number is among `numbers` ("oneshot" for a oneshot), in manifest order; [] = all."""
+        if not numbers:
+            return list(self.chapters)
+        known = list(dict.fromkeys(_number_name(spec) for spec in self.chapters))
+        unknown = [number for number in dict.fromkeys(numbers) if number not in known]
+        if unknown:
+            raise UsageError(f"{self.path} has no chapter {', '.join(unknown)}.",
+                             hint=f"Its chapters are: {', '.join(known)}.")
+        return [spec for spec in self.chapters if _number_name(spec) in numbers]
+
+    def chapter_key(self, spec: ChapterSpec) -> tuple:
+        """What identifies a chapter on MangaDex: (manga, language, sorted groups, volume, chapter)."""
+        return (self.manga, spec.language, tuple(sorted(spec.groups)), spec.volume, spec.chapter)
+
+
+def _number_name(spec: ChapterSpec) -> str:
+    return "oneshot" if spec.chapter is None else spec.chapter
+
+
+def load_manifest(path) -> Manifest:
+    """Read, validate and resolve the manifest at `path`; every problem is a ManifestError."""
+    path = Path(path)
+    return parse_manifest(_read_text(path), path)
+
+
+def parse_manifest(text: str, path: Path) -> Manifest:
+    """The manifest written as `text`; `path` names it in errors and anchors relative page paths."""
+    path = Path(path)
+    data, marks = _Document(text, path).load()
+    error = _first_schema_error(data, marks, path)
+    if error:
+        raise error
+    return _build(data, marks, path)
+
+
+# Reading the file -----------------------------------------------------------------------------------
+
+def _read_text(path: Path) -> str:
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)  # non-blocking: opening a named pipe must not wait for a writer
+    except FileNotFoundError:
+        raise ManifestError("no such file.", path=path, hint="Check the path of the manifest.") from None
+    except IsADirectoryError:
+        raise _folder_error(path) from None
+    except (OSError, ValueError) as exc:
+        raise ManifestError(f"cannot open it: {getattr(exc, 'strerror', None) or exc}.", path=path,
+                            hint="Check that the file exists and that you may read it.") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise _folder_error(path)
+        if not stat.S_ISREG(mode):
+            raise ManifestError("not a regular file (a device, pipe or socket).", path=path,
+                                hint="Pass the path of a .yaml file.")
+        with os.fdopen(fd, "rb", closefd=False) as stream:
+            raw = stream.read(MAX_BYTES + 1)
+    except OSError as exc:
+        raise ManifestError(f"cannot read it: {exc.strerror or exc}.", path=path,
+                            hint="Check that the file is readable.") from None
+    finally:
+        os.close(fd)
+    if len(raw) > MAX_BYTES:
+        raise ManifestError(f"larger than {MAX_BYTES // 1024} KB: this is not a manifest.", path=path,
+                            hint="Pass the .yaml manifest, not a chapter or an archive.")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise ManifestError(f"not UTF-8 text (byte 0x{raw[exc.start]:02x}).", path=path, line=line,
+                            hint="Save the manifest as UTF-8.") from None
+
+
+def _folder_error(path: Path) -> ManifestError:
+    return ManifestError("is a folder, not a manifest file.", path=path,
+                         hint="Pass the .yaml file, e.g. manifest.yaml inside that folder.")
+
+
+# From YAML nodes to plain values ----------------------------------------------------------------------
+
+class _RefusedNode(Exception):
+    def __init__(self, message: str, mark, hint: str, where: tuple = ()):
+        self.message, self.mark, self.hint, self.where = message, mark, hint, where
+
+
+class _Loader(_Parser, Composer, Resolver):
+    """YAML events composed into nodes in Python (never constructed by tag), node by node, so that anchors,
+    aliases and deep nesting are refused before they cost anything."""
+
+    get_single_node = Composer.get_single_node  # CParser would compose in C, past compose_node below
+    compose_document = Composer.compose_document
+
+    def __init__(self, stream):
+        _Parser.__init__(self, stream)
+        Composer.__init__(self)
+        Resolver.__init__(self)
+        self.depth = 0
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, AliasEvent) or event.anchor is not None:
+            raise _RefusedNode(
+                "anchors and aliases (&name, *name) are not supported.", event.start_mark,
+                "Write the value out; top-level `groups` and `language` already apply to every chapter.")
+        if self.depth >= MAX_DEPTH:
+            raise _RefusedNode(f"nested more than {MAX_DEPTH} levels deep.", event.start_mark,
+                               "A manifest is a mapping with a list of chapters; check the brackets and indentation.")
+        self.depth += 1
+        try:
+            return Composer.compose_node(self, parent, index)
+        finally:
+            self.depth -= 1
+
+
+@dataclass
+class _Marks:
+    """Where each value was written: path (tuple of keys and indexes) -> line, the text of scalars as
+    written, and how errors name each entry of `chapters`."""
+
+    value_lines: dict
+    key_lines: dict
+    texts: dict
+    chapter_names: dict
+
+    def line(self, path: tuple) -> int:
+        while path not in self.value_lines:
+            path = path[:-1]
+        return self.value_lines[path]
+
+    def chapter(self, path: tuple) -> str | None:
+        """The chapter that `path` is in: its number as written, "oneshot", or "#N" (None outside chapters)."""
+        return self.chapter_names.get(path[1]) if path[:1] == ("chapters",) and len(path) > 1 else None
+
+
+class _Document:
+    def __init__(self, text: str, path: Path):
+        self.text, self.path = text, path
+        self.marks = _Marks({}, {}, {}, {})
+
+    def load(self) -> tuple[object, _Marks]:
+        node = self._compose()
+        if node is None:
+            raise ManifestError("the manifest is empty.", path=self.path, line=1,
+                                hint="Start from manifests/example.yaml: manga, groups, language and chapters.")
+        if not isinstance(node, yaml.MappingNode):
+            raise ManifestError("the top level must be a mapping of `key: value` lines.", path=self.path,
+                                line=node.start_mark.line + 1,
+                                hint="Start from manifests/example.yaml: manga, groups, language and chapters.")
+        try:
+            return self._value(node, ()), self.marks
+        except _RefusedNode as refused:
+            raise ManifestError(refused.message, path=self.path, line=refused.mark.line + 1,
+                                chapter=self.marks.chapter(refused.where), hint=refused.hint) from None
+
+    def _compose(self):
+        loader = None
+        try:
+            loader = _Loader(self.text)  # the reader refuses non-printable characters right away
+            return loader.get_single_node()
+        except _RefusedNode as refused:
+            raise self._error(refused.message, refused.mark, refused.hint) from None
+        except yaml.reader.ReaderError as exc:
+            line = self.text[:self.text.find(chr(exc.character))].count("\n") + 1
+            raise ManifestError(f"the control character U+{exc.character:04X} is not allowed in YAML.", path=self.path,
+                                line=line, hint="Remove it, or write it as an escape inside double quotes.") from None
+        except UnicodeEncodeError as exc:  # libyaml's parser encodes the text: lone surrogates cannot be
+            line = self.text[:exc.start].count("\n") + 1
+            raise ManifestError("not valid Unicode text (a lone surrogate).", path=self.path, line=line,
+                                hint="Save the manifest as UTF-8.") from None
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            hint = "Check the indentation and the quoting on this line and the one before."
+            lines = self.text.splitlines()
+            if mark and mark.line < len(lines) and "\t" in lines[mark.line]:
+                hint = "YAML indents with spaces, not tabs: replace the tabs on this line."
+            what = "; ".join(part for part in (exc.context, exc.problem) if part)
+            raise self._error(f"not valid YAML: {what}.", mark, hint) from None
+        finally:
+            if loader is not None:
+                loader.dispose()
+
+    def _error(self, message: str, mark, hint: str) -> ManifestError:
+        return ManifestError(message, path=self.path, line=mark.line + 1 if mark else None, hint=hint)
+
+    def _value(self, node, path: tuple):
+        self.marks.value_lines[path] = node.start_mark.line + 1
+        if len(path) == 2 and path[0] == "chapters" and isinstance(path[1], int):
+            self.marks.chapter_names[path[1]] = _entry_name(node, path[1])
+        if isinstance(node, yaml.ScalarNode) and node.tag in _SCALAR_TAGS:
+            self.marks.texts[path] = node.value
+            return _scalar(node, path)
+        if isinstance(node, yaml.SequenceNode) and node.tag == _YAML + "seq":
+            return [self._value(item, path + (index,)) for index, item in enumerate(node.value)]
+        if isinstance(node, yaml.MappingNode) and node.tag == _YAML + "map":
+            return self._mapping(node, path)
+        if isinstance(node, yaml.ScalarNode) and node.tag in _TEXT_TAGS:
+            self.marks.texts[path] = node.value
+            return node.value
+        tag = node.tag.replace(_YAML, "!!")
+        raise _RefusedNode(f"the tag {_short(tag)} is not allowed.", node.start_mark,
+                           "A manifest holds only text, numbers, true/false, null, lists and mappings: remove the tag.",
+                           path)
+
+    def _mapping(self, node, path: tuple) -> dict:
+        result = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag not in _SCALAR_TAGS | _TEXT_TAGS:
+                raise _RefusedNode("a key must be a plain word.", key_node.start_mark,
+                                   "Write keys as `name: value`, e.g. `title: The Beginning`.", path)
+            key = key_node.value  # as written: `1:` or `yes:` is the key "1" or "yes", never a number or true
+            if key in result:
+                raise _RefusedNode(f"`{_short(key)}` is set twice in this mapping (first at line "
+                                   f"{self.marks.key_lines[path + (key,)]}).", key_node.start_mark,
+                                   "Keep one of them.", path)
+            self.marks.key_lines[path + (key,)] = key_node.start_mark.line + 1
+            result[key] = self._value(value_node, path + (key,))
+        return result
+
+
+def _entry_name(node, index: int) -> str:
+    """How errors name an entry of `chapters`: its `chapter` as written, "oneshot", or "#N"."""
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            if isinstance(key, yaml.ScalarNode) and key.value == "chapter" and isinstance(value, yaml.ScalarNode):
+                if value.tag == _YAML + "null":
+                    return "oneshot"
+                if value.value:
+                    return _short(value.value, 20)
+    return f"#{index + 1}"
+
+
+_constructor = SafeConstructor()
+
+
+def _scalar(node, path: tuple):
+    """The plain value of a scalar, by YAML's resolved tag; timestamps stay text (ISO 8601) for the schema."""
+    try:
+        value = _constructor.yaml_constructors[node.tag](_constructor, node)
+    except Exception:  # explicitly tagged text makes PyYAML fail in many ways: `!!bool maybe`, `!!timestamp soon`
+        if node.tag == _YAML + "timestamp":
+            return node.value  # e.g. 2026-13-45: not a date, reported as such by the schema or _publish_at
+        raise _RefusedNode(f"cannot read the value {_short(node.value)!r}.", node.start_mark,
+                           "Quote it if it is text.", path) from None
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    return value
+
+
+# Schema validation ----------------------------------------------------------------------------------
+
+@cache
+def manifest_schema() -> dict:
+    """The JSON Schema shipped in the package (identical to manifests/manifest.schema.json)."""
+    return json.loads(resources.files("mdupload").joinpath("schema/manifest.schema.json").read_text("utf-8"))
+
+
+@cache
+def _validator() -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(manifest_schema())
+
+
+def _first_schema_error(data, marks: _Marks, path: Path) -> ManifestError | None:
+    """The first problem in the file; an unknown key beats the "missing key" it causes (a typo)."""
+    errors = list(_validator().iter_errors(data))
+    with_unknown = {tuple(error.absolute_path) for error in errors if error.validator == "additionalProperties"}
+    explained = [_explain(error, marks, path) for error in errors
+                 if not (error.validator == "required" and tuple(error.absolute_path) in with_unknown)]
+    first = min(explained, key=lambda explanation: (explanation[1].line, -len(explanation[0])), default=None)
+    return first[1] if first else None
+
+
+def _explain(error: jsonschema.ValidationError, marks: _Marks, path: Path) -> tuple[tuple, ManifestError]:
+    """The error where a user would look for it, in their words, with the path of the value it is about."""
+    where = tuple(error.absolute_path)
+    line = marks.line(where)
+    key = next((part for part in reversed(where) if isinstance(part, str)), None)
+    name = f"`{key}`" if key else "the manifest"
+    if where and isinstance(where[-1], int):
+        name = f"item {where[-1] + 1} of `{key}`"
+    message, hint = error.message + ".", "Compare with manifests/README.md."
+    instance = error.instance
+    kind = error.validator
+
+    if kind == "additionalProperties":
+        extra = sorted(set(instance) - set(error.schema.get("properties", {})),
+                       key=lambda unknown: marks.key_lines[where + (unknown,)])[0]
+        line = marks.key_lines[where + (extra,)]
+        message, hint = f"unknown key `{_short(extra)}`.", _unknown_key_hint(extra, error.schema, where)
+    elif kind == "required":
+        missing = next(required for required in error.validator_value if required not in instance)
+        entry = "a chapter" if where else "the manifest"
+        message, hint = f"{entry} has no `{missing}`.", _KEY_HINTS.get(missing, "Add it.")
+    elif kind == "type":
+        message, hint = _type_error(name, key, error, marks.texts.get(where))
+    elif kind == "pattern":
+        message, hint = _pattern_error(name, key, instance)
+    elif kind == "minLength":
+        message = f"{name} is empty."
+        hint = {"chapter": "Write `chapter: null` for a oneshot.",
+                "volume": "Leave `volume` out when there is no volume."}.get(
+            key, "Name a folder, .zip or .cbz, relative to the manifest file.")
+    elif kind == "maxLength":
+        limit = TITLE_MAX_LENGTH if key == "title" else CHAPTER_MAX_LENGTH
+        message = f"{name} is {len(instance)} characters long; MangaDex allows at most {limit}."
+        hint = "Shorten it."
+    elif kind == "maxItems":
+        message = f"{name} lists {len(instance)} groups; MangaDex credits at most {MAX_GROUPS}."
+        hint = f"Keep at most {MAX_GROUPS} group ids."
+    elif kind == "uniqueItems":
+        repeated = next(item for index, item in enumerate(instance) if item in instance[:index])
+        message, hint = f"{name} lists {_short(repeated)} twice.", "Keep one of them."
+    elif kind == "minItems":
+        message, hint = f"{name} is empty.", "List at least one chapter."
+
+    return where, ManifestError(message, path=path, line=line, chapter=marks.chapter(where), hint=hint)
+
+
+def _unknown_key_hint(extra: str, schema: dict, where: tuple) -> str:
+    if where == () and extra in manifest_schema()["$defs"]["chapter"]["properties"]:
+        return f"`{extra}` is set per chapter: move it into an entry of `chapters`."
+    if len(where) == 2 and where[0] == "chapters" and extra in manifest_schema()["properties"]:
+        return f"`{extra}` is set once, at the top of the manifest: move it there."
+    known = list(schema["properties"])
+    close = difflib.get_close_matches(extra.lower(), known, n=1, cutoff=0.6)
+    if close:
+        return f"Did you mean `{close[0]}`?"
+    return f"The keys here are: {', '.join(known)}."
+
+
+def _type_error(name: str, key: str | None, error, text: str | None) -> tuple[str, str]:
+    expected = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
+    wanted = " or ".join(_TYPE_NAMES.get(t, t) for t in expected)
+    instance = error.instance
+    if instance is None:
+        return f"{name} has no value.", _KEY_HINTS.get(key, f"Give {name} a value, or leave the key out.")
+    if "string" in expected and text is not None and not isinstance(instance, str):
+        kind = "true/false" if isinstance(instance, bool) else "a number"
+        text = _short(text)
+        written = f'{key}: "{text}"' if key and name == f"`{key}`" else f'"{text}"'
+        return (f"{name} must be {wanted}, but YAML reads {text} as {kind} ({_short(instance)}), "
+                "losing how it was written.", f"Quote it: write {written}.")
+    if expected == ["boolean"]:
+        return f"{name} must be true or false, not {_short(repr(instance))}.", f"Write `{key}: true` or `{key}: false`."
+    if expected == ["array"] and text is not None:
+        return (f"{name} must be a list, not {_short(repr(instance))}.",
+                f"Write it in brackets: `{key}: [{_short(text)}]`.")
+    kind = {dict: "a mapping", list: "a list"}.get(type(instance)) or _short(repr(instance))
+    return f"{name} must be {wanted}, not {kind}.", "Compare with manifests/README.md and manifests/example.yaml."
+
+
+def _short(value, limit: int = 60) -> str:
+    """A value as shown in a message: repr for non-text, cut to `limit` characters."""
+    shown = value if isinstance(value, str) else repr(value)
+    return shown if len(shown) <= limit else shown[:limit - 3] + "..."
+
+
+def _pattern_error(name: str, key: str | None, instance: str) -> tuple[str, str]:
+    if key in ("manga", "groups"):
+        return (f"{name} is not a MangaDex id: {_short(instance)!r}.",
+                "Copy the UUID from the MangaDex URL (mangadex.org/title/<id> or mangadex.org/group/<id>), "
+                "e.g. f9c33607-9180-4ba6-b85c-e4b5faee7192.")
+    if key == "language":
+        hint = "Use two lowercase letters, optionally a region: en, pt-br, es-la, zh-hk."
+        suggestion = instance.strip().lower().replace("_", "-")
+        if re.match(LANGUAGE_PATTERN, suggestion):
+            hint = f"Write `{key}: {suggestion}`."
+        return f"{name} {_short(instance)!r} is not a MangaDex language code.", hint
+    if key in ("chapter", "volume"):
+        hint = 'Write it as MangaDex does: "1", "12.5", "10a" (no leading zero, lowercase letter).'
+        suggestion = re.sub(r"^0+(?=\d)", "", instance.strip().lower())
+        if suggestion != instance and re.match(CHAPTER_PATTERN, suggestion):
+            hint = f'Write `{key}: "{suggestion}"`.'
+        return f"{name} {_short(instance)!r} is not a number MangaDex accepts.", hint
+    if key == "publish_at":
+        return (f"{name} {_short(instance)!r} is not a date and time.",
+                "Write it as YYYY-MM-DDTHH:MM:SSZ, e.g. 2026-12-24T12:00:00Z (UTC) or with an offset like +02:00.")
+    return f"{name} {_short(instance)!r} does not have the expected form.", "Compare with manifests/README.md."
+
+
+# From validated values to the dataclasses ------------------------------------------------------------
+
+def _build(data: dict, marks: _Marks, path: Path) -> Manifest:
+    base = Path(os.path.abspath(path)).parent
+    language = data["language"]
+    groups = _groups(data["groups"], ("groups",), marks, path, None)
+    chapters = []
+    seen: dict[tuple, int] = {}
+    for index, entry in enumerate(data["chapters"]):
+        where = ("chapters", index)
+        name = marks.chapter(where)
+        line = marks.value_lines[where]
+        spec = ChapterSpec(
+            chapter=entry["chapter"],
+            volume=entry.get("volume"),
+            title=entry.get("title"),
+            language=entry.get("language", language),
+            groups=_groups(entry["groups"], where + ("groups",), marks, path, name) if "groups" in entry else groups,
+            pages=_pages(entry["pages"], base, marks.value_lines[where + ("pages",)], path, name),
+            publish_at=_publish_at(entry, marks, where, path, name),
+            fix=entry.get("fix", False),
+            line=line,
+        )
+        same = seen.setdefault((spec.chapter, spec.language), line)
+        if same != line:
+            what = "oneshot" if spec.chapter is None else f"chapter {spec.chapter}"
+            raise ManifestError(f"{what} ({spec.language}) is listed twice, at lines {same} and {line}.",
+                                path=path, line=line, chapter=name,
+                                hint="Remove one, or give them different numbers or languages.")
+        chapters.append(spec)
+    return Manifest(path=path, manga=data["manga"].lower(), groups=groups, language=language,
+                    terms_accepted=data.get("terms_accepted", False), chapters=tuple(chapters))
+
+
+def _groups(ids: list, where: tuple, marks: _Marks, path: Path, chapter: str | None) -> tuple[str, ...]:
+    lowered = [group.lower() for group in ids]
+    for index, group in enumerate(lowered):
+        if group in lowered[:index]:
+            raise ManifestError(f"`groups` lists {group} twice (in other letter cases).", path=path,
+                                line=marks.value_lines[where + (index,)], chapter=chapter, hint="Keep one of them.")
+    return tuple(lowered)
+
+
+def _pages(written: str, base: Path, line: int, path: Path, chapter: str) -> Path:
+    pages = Path(os.path.abspath(base / written))
+    try:
+        mode = os.stat(pages).st_mode
+    except FileNotFoundError:
+        raise ManifestError(f"`pages`: {written} does not exist (looked for {pages}).", path=path, line=line,
+                            chapter=chapter, hint=f"Pages are relative to the manifest's folder, {base}.") from None
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or exc
+        raise ManifestError(f"`pages`: cannot use {_short(written)!r}: {reason}.", path=path, line=line,
+                            chapter=chapter, hint="Name a folder, .zip or .cbz that you may read.") from None
+    if not stat.S_ISDIR(mode) and not (stat.S_ISREG(mode) and pages.suffix.lower() in PAGE_ARCHIVE_SUFFIXES):
+        raise ManifestError(f"`pages`: {written} is neither a folder nor a .zip or .cbz file.", path=path,
+                            line=line, chapter=chapter,
+                            hint="Point `pages` at the chapter's folder of images or at its .zip/.cbz archive.")
+    return pages
+
+
+def _publish_at(entry: dict, marks: _Marks, where: tuple, path: Path, chapter: str) -> datetime | None:
+    if "publish_at" not in entry:
+        return None
+    try:
+        moment = datetime.fromisoformat(entry["publish_at"])
+        # naive date-times are UTC, as MangaDex takes them
+        return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+    except (ValueError, OverflowError):
+        raise ManifestError(f"`publish_at` {_short(entry['publish_at'])!r} is not a date and time.", path=path,
+                            line=marks.value_lines[where + ("publish_at",)], chapter=chapter,
+                            hint="Write it as YYYY-MM-DDTHH:MM:SSZ, e.g. 2026-12-24T12:00:00Z.") from None
