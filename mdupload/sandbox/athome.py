@@ -1,0 +1,65 @@
+"""The image host: MangaDex@Home nodes (`{baseUrl}/{data|data-saver}/{hash}/{name}`) and the report
+endpoint (as on api.mangadex.network/report), on a port of their own, so that the request log shows
+which host every request reached and whether it carried an Authorization header.
+
+A base URL is valid for its chapter only and for `athome_url_ttl` seconds; after that a node
+answers 403. Data-saver names are the same files as the originals. The first fetch of a file
+answers `X-Cache: MISS`, later ones `HIT`.
+"""
+
+from __future__ import annotations
+
+from werkzeug.routing import Map, Rule
+from werkzeug.wrappers import Request, Response
+
+from . import rules
+from .app import Dropped
+from .bodies import json_body
+from .catalog import processed
+from .core import REPORT_PATH, Core, json_response, now
+
+URL_MAP = Map([
+    Rule(REPORT_PATH, endpoint="athome-report", methods=["POST"]),
+    Rule("/<token>/data/<chapter_hash>/<name>", endpoint="athome-image", methods=["GET"]),
+    Rule("/<token>/data-saver/<chapter_hash>/<name>", endpoint="athome-image", methods=["GET"]),
+])
+
+
+def handle(core: Core, request: Request, endpoint: str, args: dict, entry: dict) -> Response:
+    """Answer one request to the image host."""
+    if endpoint == "athome-report":
+        return _report(core, request)
+    rng = core.faults.draw("athome_fail")
+    if rng is not None:
+        entry["fault"] = "athome_fail"
+        if rng.random() < 0.5:
+            raise Dropped("athome_fail")
+        return Response("node failure (sandbox fault)", status=500, content_type="text/plain")
+    return _image(core, **args)
+
+
+def _image(core: Core, token: str, chapter_hash: str, name: str) -> Response:
+    with core.store.lock:
+        base = core.athome_bases.get(token)
+        if base is None or now() - base[2] > core.config.athome_url_ttl:
+            return Response("this base URL is not valid (any more): ask /at-home/server again", status=403,
+                            content_type="text/plain")
+        chapter = core.store.records.chapters.get(base[0])
+        if chapter is None or base[1] != chapter_hash or chapter.hash != chapter_hash:
+            return Response("this base URL is for another chapter", status=403, content_type="text/plain")
+        page = next((p for p in chapter.pages if p.name == name), None) if processed(chapter) else None
+        if page is None:
+            return Response("no such file", status=404, content_type="text/plain")
+        key = f"{chapter_hash}/{name}"
+        cache = "HIT" if key in core.cached else "MISS"
+        core.cached.add(key)
+        path = core.store.blob(page.file_hash)
+    return Response(path.read_bytes(), content_type=page.mime_type, headers={"X-Cache": cache})
+
+
+def _report(core: Core, request: Request) -> Response:
+    body = json_body(request, rules.REPORT)
+    with core.store.lock:
+        core.store.records.reports.append({**body, "receivedAt": now(), "authorization": "Authorization" in request.headers})
+        core.store.save()
+    return json_response({"result": "ok"})

@@ -1,0 +1,123 @@
+"""`mdupload sandbox`: serve a local MangaDex until Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import re
+import signal
+import threading
+from pathlib import Path
+
+import click
+
+from .config import FIELDS, ConfigError, SandboxConfig, load_profile, load_users
+from .server import start_sandbox
+
+_RATE = click.FloatRange(0, 1)
+_SECONDS = click.FloatRange(0)
+
+
+def _bytes_per_second(ctx, param, value: str | None) -> int | None:
+    if value is None:
+        return None
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgG]?)(?:i?B)?(?:/s)?\s*", value)
+    if not match or float(match[1]) <= 0:
+        raise click.BadParameter("a positive number of bytes per second, optionally with K, M or G (e.g. 512K)")
+    return int(float(match[1]) * 1024 ** " KMG".index(match[2].upper() or " "))
+
+
+@click.command("sandbox")
+@click.option("--host", help="Address to listen on (default 127.0.0.1).")
+@click.option("--port", type=click.IntRange(0, 65535), help="API and token port; 0 (the default) picks a free one.")
+@click.option("--athome-port", type=click.IntRange(0, 65535),
+              help="Port of the image host (MangaDex@Home nodes and reports); 0 (the default) picks a free one.")
+@click.option("--state", "state_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Keep accounts, sessions, files and chapters in DIR across restarts (default: a temporary folder).")
+@click.option("--users", "users_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="YAML/JSON list of extra accounts: username, password, client_id, client_secret.")
+@click.option("--rate-limits/--no-rate-limits", default=None, help="Count MangaDex's rate limits (default on).")
+@click.option("--profile", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="JSON/YAML file of options (the names below, with - or _); options given here win.")
+@click.option("--seed", type=int, help="Seed of every random fault, to replay a run (default: random, printed).")
+@click.option("--token-lifetime", type=click.FloatRange(0, min_open=True), help="Access token lifetime in seconds (900).")
+@click.option("--refresh-lifetime", type=click.FloatRange(0, min_open=True),
+              help="Refresh token lifetime in seconds (86400).")
+@click.option("--approval-required", multiple=True, metavar="MANGA:LOCALE",
+              help="Uploads for this manga and language need staff approval (either may be *); repeatable.")
+@click.option("--processing-delay", type=_SECONDS, help="Seconds before a committed chapter is readable (0).")
+@click.option("--athome-url-ttl", type=click.FloatRange(0, min_open=True),
+              help="Seconds a MangaDex@Home base URL stays valid before nodes answer 403 (900).")
+@click.option("--latency", type=_SECONDS, help="Seconds added before every answer.")
+@click.option("--bandwidth", callback=_bytes_per_second, help="Cap on all request bodies together, bytes/s (e.g. 2M).")
+@click.option("--file-processing-time", type=_SECONDS, help="Seconds spent per accepted file of a batch.")
+@click.option("--error-rate", type=_RATE, help="Share of API calls answered 500/502/503.")
+@click.option("--burst-rate", type=_RATE, help="Chance per API call that a burst of 429 answers starts.")
+@click.option("--burst-length", type=click.IntRange(1), help="429 answers in a burst (3).")
+@click.option("--drop-rate", type=_RATE, help="Share of calls with a body whose connection closes mid-body.")
+@click.option("--lost-answer-rate", type=_RATE,
+              help="Share of begin/upload/commit calls that take effect but are never answered.")
+@click.option("--lost-answer-stall", type=_SECONDS, help="Seconds to stall before closing a lost answer (0).")
+@click.option("--early-expiry-rate", type=_RATE, help="Share of authenticated calls whose token expires early (401).")
+@click.option("--athome-fail-rate", type=_RATE, help="Share of image requests a node fails (500 or a dropped connection).")
+@click.option("--quiet", is_flag=True, help="Do not print one line per request.")
+def sandbox_command(profile: Path | None, users_file: Path | None, quiet: bool, **options) -> None:
+    """Run a local MangaDex (API, OAuth token endpoint, MangaDex@Home) to rehearse uploads against.
+
+    It prints its URLs and the MDUPLOAD_* environment lines that point mdupload at it, then serves
+    until Ctrl-C. Demo account: user demo, password demo, client mdupload-demo, secret demo-secret.
+    """
+    try:
+        settings = load_profile(profile) if profile else {}
+        settings.update({k: v for k, v in options.items() if v is not None and v != ()})
+        if users_file:
+            settings["users"] = load_users(users_file)
+        config = SandboxConfig(**settings)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from exc
+    try:
+        sandbox = start_sandbox(config)
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {config.host}: {exc.strerror or exc}; "
+                                   "choose another --port (or --port 0 for a free one)") from exc
+    except ValueError as exc:  # a --state folder written by another version
+        raise click.ClickException(str(exc)) from exc
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        _introduce(sandbox, config)
+        if not quiet:
+            sandbox.on_request(_print_request)
+        while not stop.wait(0.5):
+            pass
+    finally:
+        sandbox.stop()
+    click.echo("sandbox stopped", err=True)
+
+
+def _introduce(sandbox, config: SandboxConfig) -> None:
+    where = f"in {sandbox.state_dir}" if config.state_dir else "in a temporary folder (gone at exit; --state DIR keeps it)"
+    faults = [f"{name}={getattr(config, name)}" for name in sorted(FIELDS)
+              if name.endswith("_rate") and getattr(config, name)]
+    network = [f"{name}={getattr(config, name)}" for name in ("latency", "bandwidth", "file_processing_time")
+               if getattr(config, name)]
+    lines = [
+        "MangaDex sandbox (local; not the real service)",
+        f"  API      {sandbox.api_url}",
+        f"  token    {sandbox.auth_url}",
+        f"  images   {sandbox.athome_base}  (MangaDex@Home nodes; reports to {sandbox.report_url})",
+        f"  state    {sandbox.state_url}  (sandbox-only; data kept {where})",
+        f"  limits   {'MangaDex rate limits on' if config.rate_limits else 'rate limits off'}",
+        f"  faults   {', '.join(faults + network) or 'none'} (seed {sandbox.seed})",
+        "",
+        "Point mdupload at it:",
+        *(f"export {name}={value}" for name, value in sandbox.env.items()),
+        "",
+        "Serving until Ctrl-C.",
+    ]
+    click.echo("\n".join(lines))
+
+
+def _print_request(entry: dict) -> None:
+    status = entry["status"] if entry["status"] is not None else "no answer"
+    fault = f"  [fault: {entry['fault']}]" if entry["fault"] else ""
+    click.echo(f"{entry['method']:6} {entry['host']}{entry['path']} -> {status}{fault}", err=True)

@@ -1,0 +1,206 @@
+"""Everything the sandbox can be told: accounts, catalogue, rate limits, network simulation, faults.
+
+A profile file (JSON or YAML) holds any of SandboxConfig's fields by name (`-` or `_` alike), for
+example `{"latency": 0.2, "drop_rate": 0.05, "seed": 7}`; a users file holds a list of accounts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+DEMO_MANGA = "f9c33607-9180-4ba6-b85c-e4b5faee7192"
+ADULT_MANGA = "3f1c8a52-7d4e-4b9a-9c21-5e8f0a6b2d47"  # a pornographic title: hidden by the default ratings
+DEMO_GROUP = "145f9110-0a6c-4b71-8737-6acb1a3c5da4"
+SECOND_GROUP = "6e9a1d8c-3f41-4a7e-9a59-2b7c0d5e8f13"
+
+_USER_NAMESPACE = uuid.UUID("0b7f6c2e-51a4-4d8e-9c3f-2a6e8d1b4f70")
+
+
+class ConfigError(ValueError):
+    """A profile or users file that cannot be used; the message names the file and what to fix."""
+
+
+@dataclass(frozen=True)
+class Account:
+    """A MangaDex account with its personal API client (the password grant works for it alone)."""
+
+    username: str
+    password: str
+    client_id: str
+    client_secret: str
+
+    @property
+    def user_id(self) -> str:
+        """Stable across restarts, so that chapters keep their uploader."""
+        return str(uuid.uuid5(_USER_NAMESPACE, self.username))
+
+
+DEMO_ACCOUNT = Account("demo", "demo", "mdupload-demo", "demo-secret")
+
+
+@dataclass(frozen=True)
+class Manga:
+    id: str
+    title: str
+    content_rating: str
+
+
+@dataclass(frozen=True)
+class Group:
+    id: str
+    name: str
+
+
+DEFAULT_MANGAS = (
+    Manga(DEMO_MANGA, "The Sandbox Chronicles", "safe"),
+    Manga(ADULT_MANGA, "After Dark in the Sandbox", "pornographic"),
+)
+DEFAULT_GROUPS = (Group(DEMO_GROUP, "Sandbox Scans"), Group(SECOND_GROUP, "Second Shift Scans"))
+
+
+@dataclass(frozen=True)
+class SandboxConfig:
+    """How a sandbox behaves. Every fault and every simulated slowness is off by default."""
+
+    host: str = "127.0.0.1"
+    port: int = 0  # the API and token host; 0 picks a free port
+    athome_port: int = 0  # the MangaDex@Home image host and the report endpoint; 0 picks a free port
+    state_dir: Path | None = None  # None: a temporary folder, removed at stop
+    users: tuple[Account, ...] = ()  # accounts besides the demo one
+    mangas: tuple[Manga, ...] = DEFAULT_MANGAS
+    groups: tuple[Group, ...] = DEFAULT_GROUPS
+    # "MANGA:LOCALE" pairs whose uploads need staff approval; either side may be "*"
+    approval_required: tuple[str, ...] = ()
+    rate_limits: bool = True
+    token_lifetime: float = 900.0  # seconds an access token lives (expires_in)
+    refresh_lifetime: float = 86_400.0  # seconds a refresh token lives (refresh_expires_in)
+    processing_delay: float = 0.0  # seconds before a committed chapter is readable through MangaDex@Home
+    athome_url_ttl: float = 900.0  # seconds a MangaDex@Home base URL stays valid (then 403)
+    seed: int | None = None  # None: a random seed, shown in the state document so a run can be replayed
+    # network simulation
+    latency: float = 0.0  # seconds added before every answer
+    bandwidth: int | None = None  # bytes per second for all request bodies together
+    file_processing_time: float = 0.0  # seconds per accepted file in a batch
+    # faults: each rate is a probability per eligible request
+    error_rate: float = 0.0  # 500/502/503 instead of an answer (any API call)
+    burst_rate: float = 0.0  # a burst of `burst_length` 429s starts (any API call)
+    burst_length: int = 3
+    drop_rate: float = 0.0  # part of the body read, then the connection closed without an answer
+    lost_answer_rate: float = 0.0  # upload POST done and stored, then no answer (the ambiguous case)
+    lost_answer_stall: float = 0.0  # seconds to stall before closing, for a lost answer
+    early_expiry_rate: float = 0.0  # a valid access token is treated as expired (401)
+    athome_fail_rate: float = 0.0  # an image node answers 500 or drops the connection
+
+    def __post_init__(self):
+        for name in ("error_rate", "burst_rate", "drop_rate", "lost_answer_rate", "early_expiry_rate",
+                     "athome_fail_rate"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"{name} must be between 0 and 1, not {getattr(self, name)}")
+        for name in ("latency", "file_processing_time", "processing_delay", "lost_answer_stall"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} cannot be negative")
+        if self.token_lifetime <= 0 or self.refresh_lifetime <= 0 or self.athome_url_ttl <= 0:
+            raise ConfigError("token_lifetime, refresh_lifetime and athome_url_ttl must be positive")
+        if self.bandwidth is not None and self.bandwidth <= 0:
+            raise ConfigError("bandwidth must be a positive number of bytes per second")
+        if self.burst_length < 1:
+            raise ConfigError("burst_length must be at least 1")
+        for rule in self.approval_required:
+            if rule.count(":") != 1:
+                raise ConfigError(f"approval rule {rule!r} must look like MANGA:LOCALE (either may be *)")
+
+    @property
+    def accounts(self) -> tuple[Account, ...]:
+        return (DEMO_ACCOUNT, *self.users)
+
+    def needs_approval(self, manga: str, locale: str) -> bool:
+        for rule in self.approval_required:
+            rule_manga, rule_locale = rule.split(":")
+            if rule_manga in ("*", manga) and rule_locale in ("*", locale):
+                return True
+        return False
+
+
+FIELDS = {f.name for f in dataclasses.fields(SandboxConfig)}
+_FILE_FIELDS = {"users", "mangas", "groups"}
+
+
+def load_profile(path: Path) -> dict:
+    """The fields a profile file sets, with `-` in names read as `_`."""
+    raw = _read(path)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a profile is a mapping of option names to values")
+    settings = {}
+    for key, value in raw.items():
+        name = str(key).replace("-", "_")
+        if name not in FIELDS or name in _FILE_FIELDS:
+            known = ", ".join(sorted(FIELDS - _FILE_FIELDS))
+            raise ConfigError(f"{path}: unknown option {key!r}; known options: {known}")
+        settings[name] = _coerce(name, value, path)
+    return settings
+
+
+_INT_FIELDS = {"port", "athome_port", "bandwidth", "seed", "burst_length"}
+
+
+def _coerce(name: str, value, path: Path):
+    if value is None and name in ("state_dir", "bandwidth", "seed"):
+        return None
+    try:
+        if name == "state_dir":
+            return (path.parent / str(value)).resolve()
+        if name == "approval_required":
+            return (value,) if isinstance(value, str) else tuple(str(rule) for rule in value)
+        if name == "host":
+            return str(value)
+        if name == "rate_limits":
+            if not isinstance(value, bool):
+                raise TypeError
+            return value
+        if name in _INT_FIELDS:
+            if isinstance(value, bool) or float(value) != int(value):
+                raise TypeError
+            return int(value)
+        return float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{path}: {name} cannot be {value!r}") from None
+
+
+def load_users(path: Path) -> tuple[Account, ...]:
+    """Accounts from a YAML/JSON file: a list of {username, password, client_id, client_secret}."""
+    raw = _read(path)
+    if isinstance(raw, dict) and "users" in raw:
+        raw = raw["users"]
+    if not isinstance(raw, list):
+        raise ConfigError(f"{path}: expected a list of accounts (username, password, client_id, client_secret)")
+    accounts = []
+    for index, entry in enumerate(raw, 1):
+        keys = ("username", "password", "client_id", "client_secret")
+        if not isinstance(entry, dict) or any(not isinstance(entry.get(k), str) or not entry[k] for k in keys):
+            raise ConfigError(f"{path}: account {index} needs the strings {', '.join(keys)}")
+        if set(entry) - set(keys):
+            raise ConfigError(f"{path}: account {index} has unknown keys {sorted(set(entry) - set(keys))}")
+        accounts.append(Account(*(entry[k] for k in keys)))
+    names = [a.username for a in accounts] + [DEMO_ACCOUNT.username]
+    clients = [a.client_id for a in accounts] + [DEMO_ACCOUNT.client_id]
+    for label, values in (("username", names), ("client_id", clients)):
+        twice = sorted({v for v in values if values.count(v) > 1})
+        if twice:
+            raise ConfigError(f"{path}: {label} used twice (the demo account has 'demo'/'mdupload-demo'): {twice}")
+    return tuple(accounts)
+
+
+def _read(path: Path):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read it ({exc.strerror or exc})") from exc
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML or JSON ({exc})") from exc

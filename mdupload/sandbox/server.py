@@ -1,0 +1,139 @@
+"""Running a sandbox in background threads of this process: two loopback HTTP servers sharing one state."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import shutil
+import tempfile
+import threading
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+from werkzeug.serving import WSGIRequestHandler, make_server
+
+from . import api, athome
+from .app import App, logger
+from .config import DEMO_ACCOUNT, DEMO_GROUP, SandboxConfig
+from .core import REPORT_PATH, STATE_PATH, TOKEN_PATH, Core, new_id, now
+from .network import Faults, Throttle
+from .ratelimit import RateLimiter
+from .statedoc import state_document
+from .store import Chapter, Store
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """The request log is the sandbox's own (Core.requests); werkzeug's access log stays silent."""
+
+    def log_request(self, code="-", size="-") -> None:
+        pass
+
+    def connection_dropped(self, error, environ=None) -> None:
+        """A fault closed the connection: read no further request from it."""
+        self.close_connection = True
+
+    def log(self, type: str, message: str, *args) -> None:
+        if type == "error":
+            logger.error(message.rstrip(), *args)
+
+
+class RunningSandbox:
+    """A started sandbox. URLs: `api_url` (= `base_url`) serves MangaDex's API at its root and the token
+    endpoint at `auth_url`; `athome_base` is the image host (MangaDex@Home nodes and `report_url`)."""
+
+    def __init__(self, config: SandboxConfig):
+        self.config = config
+        self._temporary = config.state_dir is None
+        root = Path(tempfile.mkdtemp(prefix="mdupload-sandbox-")) if self._temporary else Path(config.state_dir)
+        store = Store(root, persist=not self._temporary)
+        for leftover in store.incoming.iterdir():
+            leftover.unlink()
+        seed = config.seed if config.seed is not None else random.SystemRandom().randrange(1 << 31)
+        throttle = Throttle(config.bandwidth) if config.bandwidth else None
+        self._core = core = Core(config, store, Faults(config, seed), throttle, RateLimiter())
+        with store.lock:
+            store.records.accounts.update({a.username: dataclasses.asdict(a) for a in config.accounts})
+            store.save()
+        self._servers = []
+        try:
+            for app, port in ((App(core, api.URL_MAP, api.handle), config.port),
+                              (App(core, athome.URL_MAP, athome.handle), config.athome_port)):
+                self._servers.append(make_server(config.host, port, app, threaded=True, request_handler=_QuietHandler))
+        except BaseException:
+            self._close()
+            raise
+        host = "127.0.0.1" if config.host in ("", "0.0.0.0") else config.host
+        host = f"[{host}]" if ":" in host else host
+        api_url, node_url = (f"http://{host}:{server.server_port}" for server in self._servers)
+        core.api_url, core.athome_url = api_url, node_url
+        self.api_url = self.base_url = api_url
+        self.auth_url = api_url + TOKEN_PATH
+        self.state_url = api_url + STATE_PATH
+        self.athome_base = node_url
+        self.report_url = node_url + REPORT_PATH
+        self.state_dir = root
+        self.seed = seed
+        self.throttle = throttle
+        self.env = {
+            "MDUPLOAD_API_URL": self.api_url,
+            "MDUPLOAD_AUTH_URL": self.auth_url,
+            "MDUPLOAD_USERNAME": DEMO_ACCOUNT.username,
+            "MDUPLOAD_PASSWORD": DEMO_ACCOUNT.password,
+            "MDUPLOAD_CLIENT_ID": DEMO_ACCOUNT.client_id,
+            "MDUPLOAD_CLIENT_SECRET": DEMO_ACCOUNT.client_secret,
+            "MDUPLOAD_REPORT_URL": self.report_url,
+        }
+        self._threads = [threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.05},
+                                          name=f"sandbox-{s.server_port}", daemon=True) for s in self._servers]
+        for thread in self._threads:
+            thread.start()
+
+    def state(self) -> dict:
+        """The GET /_sandbox/state document."""
+        return state_document(self._core)
+
+    def on_request(self, callback) -> None:
+        """Call `callback(entry)` with every request log entry as it is recorded."""
+        self._core.on_request = callback
+
+    def add_chapter(self, *, manga: str, chapter: str | None, language: str = "en",
+                    groups: Sequence[str] = (DEMO_GROUP,), volume: str | None = None, title: str | None = None,
+                    publish_at: datetime | None = None, unavailable: bool = False,
+                    external_url: str | None = None) -> str:
+        """Put a processed chapter without pages on the sandbox, as if someone had published it; its id."""
+        created = now()
+        record = Chapter(new_id(), manga, list(groups), new_id(), volume, chapter, title, language, external_url,
+                         publish_at.timestamp() if publish_at else created, created, created, created,
+                         new_id().replace("-", ""), [], unavailable=unavailable)
+        with self._core.store.lock:
+            self._core.store.records.chapters[record.id] = record
+            self._core.store.save()
+        return record.id
+
+    def stop(self) -> None:
+        """Stop serving (stalled faults end at once); a temporary state folder is removed."""
+        self._core.stopping.set()
+        for server in self._servers:
+            server.shutdown()
+        for thread in self._threads:
+            thread.join()
+        self._close()
+
+    def _close(self) -> None:
+        for server in self._servers:
+            server.server_close()
+        self._servers = []
+        if self._temporary:
+            shutil.rmtree(self._core.store.root, ignore_errors=True)
+
+    def __enter__(self) -> RunningSandbox:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+
+def start_sandbox(config: SandboxConfig | None = None) -> RunningSandbox:
+    """Start a sandbox on loopback (free ports unless the config names them) in background threads."""
+    return RunningSandbox(config or SandboxConfig())
