@@ -1,4 +1,7 @@
-"""Checking a whole chapter: collect its pages, check each one, then the limits of the chapter as a whole."""
+"""Checking a whole chapter: collect its pages, check each one, then the limits of the chapter as a whole.
+
+`fix_chapter` applies --fix to a checked chapter and checks the repaired pages the same way.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +10,13 @@ import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
 from . import limits
 from .errors import PageError
+from .fixes import FixedPage, apply_fixes
 from .images import PageReport, Problem, check_page, megabytes
 from .manifest import ChapterSpec
 from .pages import NoPagesError, Page, collect_pages, display_path
@@ -27,6 +31,7 @@ class ChapterReport:
     pages: list[PageReport] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    fixes: list[FixedPage] = field(default_factory=list)  # after fix_chapter: what was done to which page
 
     @property
     def ok(self) -> bool:
@@ -45,7 +50,7 @@ class ChapterReport:
         source = display_path(self.spec.pages)
         problems = [(source, p) for p in self.problems]
         problems += [(page.page.origin, p) for page in self.pages for p in page.problems]
-        return {
+        document = {
             "chapter": self.spec.chapter,
             "volume": self.spec.volume,
             "language": self.spec.language,
@@ -58,6 +63,9 @@ class ChapterReport:
                          for file, p in problems],
             "warnings": list(self.warnings),
         }
+        if self.fixes:
+            document["fixes"] = [fixed.to_json() for fixed in self.fixes]
+        return document
 
 
 def check_chapter(spec: ChapterSpec, workdir: Path, *, deep: bool = False) -> ChapterReport:
@@ -79,6 +87,40 @@ def check_chapter(spec: ChapterSpec, workdir: Path, *, deep: bool = False) -> Ch
         return report
     report.problems.extend(_chapter_problems(report.pages))
     return report
+
+
+def fix_chapter(report: ChapterReport, workdir: Path, *, cache_dir: Path | None = None) -> ChapterReport:
+    """--fix on a checked chapter: repair its fixable pages into `workdir`, then check the result again.
+
+    The originals are never touched. The new report lists the pages to upload in natural order
+    (a split strip's pieces where the strip was), its `fixes` say what was done to which page, and
+    the chapter's limits (150 MB, 500 pages) are checked again on the repaired pages. A page the fix
+    could not repair keeps an error saying why; no page is ever dropped.
+    """
+    if not report.pages:  # nothing was collected: the report already says why
+        return report
+    try:
+        fixed = apply_fixes(report.pages, workdir, cache_dir=cache_dir)
+    except PageError as exc:  # the work folder cannot be written, or a worker died
+        return replace(report, problems=[*report.problems, Problem("fix-failed", "error", exc.message, exc.hint)])
+    repaired = [page for result in fixed if result.done and not result.problems for page in result.pages]
+    try:
+        checked = dict(zip(repaired, _check_pages(repaired, deep=False)))  # the fix decoded them all already
+    except BrokenProcessPool:
+        return replace(report, problems=[*report.problems, Problem(
+            "check-crashed", "error", "a process checking the repaired pages died (out of memory?)",
+            "find the page that is far larger than the others and re-export it smaller")])
+    pages: list[PageReport] = []
+    for original, result in zip(report.pages, fixed):
+        if result.problems:
+            pages.append(replace(original, problems=[p for p in original.problems if p.severity != "fixable"]
+                                 + result.problems))
+        elif result.done:
+            pages.extend(checked[page] for page in result.pages)
+        else:
+            pages.append(original)
+    return ChapterReport(spec=report.spec, pages=pages, warnings=report.warnings,
+                         problems=_chapter_problems(pages), fixes=[f for f in fixed if f.done or f.problems])
 
 
 def _check_pages(pages: list[Page], deep: bool) -> list[PageReport]:

@@ -1,5 +1,8 @@
 """Inspecting one page with Pillow against MangaDex's limits: what is wrong with it and what --fix would do.
 
+What --fix would do comes from `fixes.plan_fix`, the same plan `--fix` carries out, so that a check
+is a complete preview of the repair.
+
 The real format comes from the bytes, never from the name. The quick check reads the headers and
 lets Pillow verify what is cheap to verify (PNG chunk checksums; a JPEG must reach its end marker);
 `deep=True` decodes every frame, which is the only way to find damaged pixel data whose container is
@@ -11,10 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import io
-import math
 import os
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePath
 
 from PIL import Image, UnidentifiedImageError
@@ -46,7 +48,7 @@ class Problem:
     code: str
     severity: str  # "error", "fixable" or "warning"
     message: str
-    fix: str | None
+    fix: str | None  # fixable: the repair --fix makes (fixes.plan_fix); error: what the user should do
 
 
 @dataclass
@@ -91,7 +93,25 @@ def check_page(page: Page, *, deep: bool = False) -> PageReport:
             # Pillow's warnings (bomb warning included) would only be noise: the bounds here decide.
             warnings.simplefilter("ignore")
             report.problems.extend(_inspect(report, data, deep))
+    _name_the_repair(report)
     return report
+
+
+def _name_the_repair(report: PageReport) -> None:
+    """Give every fixable problem the page's repair plan as its fix; a plan that cannot work makes them errors."""
+    if not any(p.severity == "fixable" for p in report.problems):
+        return
+    from .fixes import (
+        plan_fix,  # fixes.py builds on this module, so it is imported when first needed
+    )
+
+    plan = plan_fix(report)
+    if plan is None:  # the file could not be opened again since it was read
+        severity, fix = "error", "the page changed or vanished while it was checked: check it again"
+    else:
+        severity, fix = ("fixable" if plan.fixable else "error"), plan.description
+    report.problems = [replace(p, severity=severity, fix=fix) if p.severity == "fixable" else p
+                       for p in report.problems]
 
 
 def _read(path: Path) -> tuple[bytes | None, int, str]:
@@ -138,7 +158,7 @@ def _inspect(report: PageReport, data: bytes, deep: bool) -> list[Problem]:
             return [damage]
         if fmt in limits.ACCEPTED_FORMATS:
             report.mime = limits.ACCEPTED_FORMATS[fmt][0]
-        return _rules(report, image, data, frames, extension)
+        return _rules(report, frames, extension)
 
 
 def _bomb(claim: str) -> Problem:
@@ -193,32 +213,25 @@ def _damage(data: bytes, fmt: str, frames: int, deep: bool) -> Problem | None:
     return None
 
 
-def _rules(report: PageReport, image: Image.Image, data: bytes, frames: int, extension: str) -> list[Problem]:
-    """MangaDex's rules for a page whose data is sound."""
+def _rules(report: PageReport, frames: int, extension: str) -> list[Problem]:
+    """MangaDex's rules for a page whose data is sound (check_page names the repair of the fixable ones)."""
     problems = []
     fmt, width, height, size = report.format, report.width, report.height, report.size
-    stem = PurePath(report.page.upload_name).stem
     if fmt in limits.ACCEPTED_FORMATS:
-        mime, extensions = limits.ACCEPTED_FORMATS[fmt]
-        if extension not in extensions:
+        if extension not in limits.ACCEPTED_FORMATS[fmt][1]:
             problems.append(Problem("name-mismatch", "fixable", f"the file is {fmt} but its name ends in .{extension}",
-                                    f"rename it to {stem}.{extensions[0]} and send it as {mime}"))
+                                    None))
         if size > limits.BYTES_PER_FILE:
             too_large = (f"{megabytes(size)}: MangaDex takes at most {megabytes(limits.BYTES_PER_FILE)} "
                          "per file")
             if frames > 1:
                 problems.append(Problem("file-too-large", "error", too_large,
                                         "make the animation smaller in your editor (fewer frames or colours)"))
-            elif fmt == "JPEG":
-                problems.append(Problem("file-too-large", "fixable", too_large,
-                                        "re-encode as JPEG at the highest quality that fits (lossy)"))
             else:
-                problems.append(Problem("file-too-large", "fixable", too_large,
-                                        "re-encode as PNG at maximum compression, else as JPEG at the highest "
-                                        "quality that fits (lossy)"))
+                problems.append(Problem("file-too-large", "fixable", too_large, None))
     elif fmt in CONVERTIBLE_FORMATS and (frames == 1 or fmt in ("WEBP", "AVIF")):
         problems.append(Problem("format", "fixable", f"{fmt} is not accepted by MangaDex (only JPEG, PNG and GIF)",
-                                _conversion(image, data, frames)))
+                                None))
     else:
         what = f"{fmt} with {frames} images" if frames > 1 else fmt
         problems.append(Problem("format", "error",
@@ -233,40 +246,7 @@ def _rules(report: PageReport, image: Image.Image, data: bytes, frames: int, ext
         elif frames > 1:
             problems.append(Problem("side-too-long", "error", too_long, f"an animation cannot be split: {scale}"))
         else:
-            pieces = math.ceil(longest / limits.MAX_SIDE_PX)
-            direction = "tall" if height >= width else "wide"
-            problems.append(Problem("side-too-long", "fixable", too_long,
-                                    f"split into {pieces} pages of at most {limits.MAX_SIDE_PX:,} px {direction}"))
+            problems.append(Problem("side-too-long", "fixable", too_long, None))
     if longest < limits.TINY_PAGE_PX:
         problems.append(Problem("tiny", "warning", f"only {width}x{height} px: is this really a page?", None))
     return problems
-
-
-def _conversion(image: Image.Image, data: bytes, frames: int) -> str:
-    """The conversion --fix applies: keep animation as GIF, keep lossless or transparent pictures lossless."""
-    if frames > 1:
-        return f"convert to an animated GIF ({frames} frames)"
-    transparent = "A" in image.mode or "transparency" in image.info
-    if transparent or image.mode in ("1", "P") or not _lossy(image, data):
-        return "convert to PNG (lossless, keeps every pixel)"
-    return "convert to JPEG quality 95"
-
-
-def _lossy(image: Image.Image, data: bytes) -> bool:
-    if image.format == "WEBP":
-        return _webp_bitstream(data) == b"VP8 "
-    if image.format == "TIFF":
-        return image.info.get("compression") in ("jpeg", "tiff_jpeg")
-    return image.format == "AVIF"
-
-
-def _webp_bitstream(data: bytes) -> bytes | None:
-    """The first image chunk of a WebP: b"VP8 " (lossy) or b"VP8L" (lossless)."""
-    position = 12  # after "RIFF", the size and "WEBP"
-    while position + 8 <= len(data):
-        fourcc = data[position:position + 4]
-        if fourcc in (b"VP8 ", b"VP8L"):
-            return fourcc
-        size = int.from_bytes(data[position + 4:position + 8], "little")
-        position += 8 + size + (size & 1)
-    return None

@@ -72,11 +72,13 @@ def test_every_rejected_corpus_file_is_an_error_with_advice(row, deep):
 @pytest.mark.parametrize("row", labelled("fixable"))
 def test_every_fixable_corpus_file_is_fixable_with_the_fix_named(row):
     expected = {
-        "png_named_as.jpg": ("name-mismatch", "rename it to png_named_as.png and send it as image/png"),
-        "hopper.webp": ("format", "convert to JPEG quality 95"),  # a lossy photo stays JPEG
-        "hopper.bmp": ("format", "convert to PNG (lossless, keeps every pixel)"),
-        "hopper.tif": ("format", "convert to PNG (lossless, keeps every pixel)"),
-        "avif_exif.avif": ("format", "convert to JPEG quality 95"),
+        "png_named_as.jpg": ("name-mismatch", "rename it to png_named_as.png and send it as image/png "
+                                              "(the same bytes, not re-encoded)"),
+        # a lossy photo stays JPEG
+        "hopper.webp": ("format", "convert WebP to JPEG (quality 95, 4:4:4; the source is lossy)"),
+        "hopper.bmp": ("format", "convert BMP to PNG (lossless, like the source)"),
+        "hopper.tif": ("format", "convert TIFF to PNG (lossless, like the source)"),
+        "avif_exif.avif": ("format", "convert AVIF to JPEG (quality 95, 4:4:4; the source is lossy)"),
     }
     code, fix = expected[row["file"]]
     report = check_page(page(CORPUS / row["file"]))
@@ -148,7 +150,7 @@ def test_a_page_taller_than_mangadex_allows_is_split(tmp_path):
     Image.new("1", (800, 25_000)).save(path)
     report = check_page(page(path), deep=True)
     assert [(p.code, p.severity, p.fix) for p in report.problems] == [
-        ("side-too-long", "fixable", "split into 3 pages of at most 10,000 px tall")]
+        ("side-too-long", "fixable", "split into 3 pages of at most 10,000 px at quiet rows, top to bottom")]
     assert report.problems[0].message.startswith("800x25,000 px")
 
 
@@ -167,7 +169,7 @@ def test_a_file_over_the_size_limit_is_fixable_by_re_encoding(tmp_path):
     path.write_bytes((CORPUS / "hopper.jpg").read_bytes() + b"\0" * limits.BYTES_PER_FILE)
     report = check_page(page(path))
     assert [(p.code, p.severity, p.fix) for p in report.problems] == [
-        ("file-too-large", "fixable", "re-encode as JPEG at the highest quality that fits (lossy)")]
+        ("file-too-large", "fixable", "re-encode it as JPEG at the highest quality under 20.0 MB (lossy)")]
     assert "20.0 MB" in report.problems[0].message
 
 
@@ -226,15 +228,17 @@ def test_an_animated_webp_converts_to_gif(tmp_path):
     path = tmp_path / "blink.webp"
     frames[0].save(path, save_all=True, append_images=frames[1:])
     report = check_page(page(path), deep=True)
-    assert [(p.code, p.fix) for p in report.problems] == [("format", "convert to an animated GIF (3 frames)")]
+    assert [(p.code, p.fix) for p in report.problems] == [
+        ("format", "convert animated WebP to GIF (3 frames, durations kept)")]
 
 
-@pytest.mark.parametrize("mode, options", [("RGB", {"lossless": True}), ("RGBA", {"quality": 80})])
-def test_a_lossless_or_transparent_webp_converts_to_png(tmp_path, mode, options):
+@pytest.mark.parametrize("mode, options, why", [("RGB", {"lossless": True}, "lossless, like the source"),
+                                                ("RGBA", {"quality": 80}, "lossless, keeps the transparency")])
+def test_a_lossless_or_transparent_webp_converts_to_png(tmp_path, mode, options, why):
     path = tmp_path / "page.webp"
     Image.new(mode, (64, 64)).save(path, **options)
     report = check_page(page(path))
-    assert [(p.code, p.fix) for p in report.problems] == [("format", "convert to PNG (lossless, keeps every pixel)")]
+    assert [(p.code, p.fix) for p in report.problems] == [("format", f"convert WebP to PNG ({why})")]
 
 
 def test_a_multi_picture_jpeg_from_a_phone_is_a_jpeg(tmp_path):
