@@ -13,9 +13,9 @@ import json
 import os
 import re
 import stat
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -37,7 +37,13 @@ except ImportError:  # PyYAML built without libyaml
             yaml.parser.Parser.__init__(self)
 
 from .errors import ManifestError, UsageError
-from .limits import CHAPTER_MAX_LENGTH, CHAPTER_PATTERN, LANGUAGE_PATTERN, MAX_GROUPS, TITLE_MAX_LENGTH
+from .limits import (
+    CHAPTER_MAX_LENGTH,
+    CHAPTER_PATTERN,
+    LANGUAGE_PATTERN,
+    MAX_GROUPS,
+    TITLE_MAX_LENGTH,
+)
 
 MAX_BYTES = 256 * 1024  # 1,000 chapters take about 100 KB
 MAX_DEPTH = 20  # the format nests 4 levels deep
@@ -123,6 +129,21 @@ def parse_manifest(text: str, path: Path) -> Manifest:
     if error:
         raise error
     return _build(data, marks, path)
+
+
+def load_mapping(path, schema: str, start_hint: str) -> tuple[dict, Callable[[tuple], int]]:
+    """A YAML file other than a manifest (a SERIES.yaml), read with the manifest's rules and errors.
+
+    Validated against the package's `schema/<schema>.schema.json`; returns the values and a function
+    giving the line where the value at a key path (e.g. `("pattern",)`) was written. `start_hint` is
+    the hint when the file is empty or not a mapping.
+    """
+    path = Path(path)
+    data, marks = _Document(_read_text(path), path, start_hint).load()
+    error = _first_schema_error(data, marks, path, schema)
+    if error:
+        raise error
+    return data, marks.line
 
 
 # Reading the file -----------------------------------------------------------------------------------
@@ -225,19 +246,18 @@ class _Marks:
 
 
 class _Document:
-    def __init__(self, text: str, path: Path):
-        self.text, self.path = text, path
+    def __init__(self, text: str, path: Path,
+                 start_hint: str = "Start from manifests/example.yaml: manga, groups, language and chapters."):
+        self.text, self.path, self.start_hint = text, path, start_hint
         self.marks = _Marks({}, {}, {}, {})
 
     def load(self) -> tuple[object, _Marks]:
         node = self._compose()
         if node is None:
-            raise ManifestError("the manifest is empty.", path=self.path, line=1,
-                                hint="Start from manifests/example.yaml: manga, groups, language and chapters.")
+            raise ManifestError("the file is empty.", path=self.path, line=1, hint=self.start_hint)
         if not isinstance(node, yaml.MappingNode):
             raise ManifestError("the top level must be a mapping of `key: value` lines.", path=self.path,
-                                line=node.start_mark.line + 1,
-                                hint="Start from manifests/example.yaml: manga, groups, language and chapters.")
+                                line=node.start_mark.line + 1, hint=self.start_hint)
         try:
             return self._value(node, ()), self.marks
         except _RefusedNode as refused:
@@ -266,6 +286,10 @@ class _Document:
             if mark and mark.line < len(lines) and "\t" in lines[mark.line]:
                 hint = "YAML indents with spaces, not tabs: replace the tabs on this line."
             what = "; ".join(part for part in (exc.context, exc.problem) if part)
+            if "nesting depth" in what:  # PyYAML >= 6.0.3 stops deep flow nesting in its own parser
+                raise self._error(f"nested more than {MAX_DEPTH} levels deep.", mark,
+                                  "A manifest is a mapping with a list of chapters; check the brackets and "
+                                  "indentation.") from None
             raise self._error(f"not valid YAML: {what}.", mark, hint) from None
         finally:
             if loader is not None:
@@ -340,20 +364,25 @@ def _scalar(node, path: tuple):
 
 # Schema validation ----------------------------------------------------------------------------------
 
-@cache
 def manifest_schema() -> dict:
     """The JSON Schema shipped in the package (identical to manifests/manifest.schema.json)."""
-    return json.loads(resources.files("mdupload").joinpath("schema/manifest.schema.json").read_text("utf-8"))
+    return package_schema("manifest")
 
 
 @cache
-def _validator() -> jsonschema.Draft202012Validator:
-    return jsonschema.Draft202012Validator(manifest_schema())
+def package_schema(name: str) -> dict:
+    """A JSON Schema shipped in the package: "manifest" or "series"."""
+    return json.loads(resources.files("mdupload").joinpath(f"schema/{name}.schema.json").read_text("utf-8"))
 
 
-def _first_schema_error(data, marks: _Marks, path: Path) -> ManifestError | None:
+@cache
+def _validator(schema: str) -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(package_schema(schema))
+
+
+def _first_schema_error(data, marks: _Marks, path: Path, schema: str = "manifest") -> ManifestError | None:
     """The first problem in the file; an unknown key beats the "missing key" it causes (a typo)."""
-    errors = list(_validator().iter_errors(data))
+    errors = list(_validator(schema).iter_errors(data))
     with_unknown = {tuple(error.absolute_path) for error in errors if error.validator == "additionalProperties"}
     explained = [_explain(error, marks, path) for error in errors
                  if not (error.validator == "required" and tuple(error.absolute_path) in with_unknown)]
@@ -408,7 +437,8 @@ def _explain(error: jsonschema.ValidationError, marks: _Marks, path: Path) -> tu
 
 
 def _unknown_key_hint(extra: str, schema: dict, where: tuple) -> str:
-    if where == () and extra in manifest_schema()["$defs"]["chapter"]["properties"]:
+    chapter_keys = manifest_schema()["$defs"]["chapter"]["properties"]
+    if where == () and "chapters" in schema["properties"] and extra in chapter_keys:
         return f"`{extra}` is set per chapter: move it into an entry of `chapters`."
     if len(where) == 2 and where[0] == "chapters" and extra in manifest_schema()["properties"]:
         return f"`{extra}` is set once, at the top of the manifest: move it there."
@@ -536,7 +566,7 @@ def _publish_at(entry: dict, marks: _Marks, where: tuple, path: Path, chapter: s
     try:
         moment = datetime.fromisoformat(entry["publish_at"])
         # naive date-times are UTC, as MangaDex takes them
-        return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
     except (ValueError, OverflowError):
         raise ManifestError(f"`publish_at` {_short(entry['publish_at'])!r} is not a date and time.", path=path,
                             line=marks.value_lines[where + ("publish_at",)], chapter=chapter,
