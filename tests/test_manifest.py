@@ -3,7 +3,7 @@
 import json
 import os
 import zipfile
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import jsonschema
@@ -16,7 +16,13 @@ from PIL import Image
 
 from mdupload import limits
 from mdupload.errors import ManifestError, UsageError
-from mdupload.manifest import MAX_BYTES, MAX_DEPTH, load_manifest, manifest_schema, parse_manifest
+from mdupload.manifest import (
+    MAX_BYTES,
+    MAX_DEPTH,
+    load_manifest,
+    manifest_schema,
+    parse_manifest,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 MANGA = "f9c33607-9180-4ba6-b85c-e4b5faee7192"
@@ -100,9 +106,9 @@ def test_defaults_and_overrides(series, tmp_path_factory, monkeypatch):
     assert (second.volume, second.title, second.language, second.fix, second.line) == (None, None, "pt-br", True, 10)
     assert second.groups == (GROUP2, GROUP)  # manifest order, ids in lowercase
     assert second.pages == series / "c1.5.cbz"
-    assert second.publish_at == datetime(2026, 12, 24, 10, 0, tzinfo=timezone.utc)
+    assert second.publish_at == datetime(2026, 12, 24, 10, 0, tzinfo=UTC)
     assert oneshot.chapter is None and oneshot.groups == () and oneshot.pages == series / "c1"
-    assert oneshot.publish_at == datetime(2026, 12, 24, 12, 0, tzinfo=timezone.utc)  # naive: taken as UTC
+    assert oneshot.publish_at == datetime(2026, 12, 24, 12, 0, tzinfo=UTC)  # naive: taken as UTC
 
 
 def test_optional_top_level_keys_default(series):
@@ -440,7 +446,7 @@ offsets = st.integers(-14 * 60, 14 * 60).map(lambda minutes: timezone(timedelta(
 titles = st.text(alphabet=st.characters(exclude_categories=["Cs"], exclude_characters="\x85\u2028\u2029"),
                  max_size=limits.TITLE_MAX_LENGTH)
 moments = st.datetimes(min_value=datetime(2001, 1, 1), max_value=datetime(2099, 1, 1),
-                       timezones=st.none() | st.just(timezone.utc) | offsets)
+                       timezones=st.none() | st.just(UTC) | offsets)
 
 
 @st.composite
@@ -465,7 +471,7 @@ def manifests(draw):
 
 
 def utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 @settings(deadline=None)

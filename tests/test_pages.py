@@ -313,7 +313,7 @@ def test_a_member_name_that_is_not_utf8_is_refused_clearly(layout):
 def test_utf8_names_written_without_the_utf8_flag_are_read(layout):
     root, work = layout
     path = make_zip(root / "c1.cbz", [("pageXX.png", PNG)])
-    path.write_bytes(path.read_bytes().replace(b"pageXX.png", "pageé.png".encode("utf-8")))
+    path.write_bytes(path.read_bytes().replace(b"pageXX.png", "pageé.png".encode()))
     assert [p.upload_name for p in collect_pages(path, work).pages] == ["pageé.png"]
 
 

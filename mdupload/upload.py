@@ -1,0 +1,446 @@
+"""The state machine that publishes one chapter.
+
+States are named for what is being done. Each transition is written to the ledger *before* the
+network call it leads to, so that a process killed at any instant finds, on the next run, what it
+was doing and whether that call may have happened:
+
+    CHECKED ─► SKIPPED                              (the ledger or MangaDex already has the chapter)
+            ─► FINDING_SESSION ─► RESUMING          (the open session is this chapter's)
+                               ─► ABANDONING ─► BEGINNING   (a stale or consented foreign session)
+                               ─► BEGINNING
+    BEGINNING | RESUMING ─► UPLOADING ─► RECONCILING ─► UPLOADING (pages still missing)
+                                                     ─► COMMITTING ─► COMMITTED
+    any state ─► FAILED (the reason is kept; the session stays open so that a rerun resumes it)
+
+`TRANSITIONS` below is the whole table; `ChapterUpload._step_<state>` does one state's work and
+returns the next state.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from . import limits
+from .errors import MdUploadError
+from .ledger import Ledger
+from .mangadex.client import MangaDexClient, SessionFile, UploadFile, UploadSession
+from .mangadex.errors import OutcomeUnknown, ServerError
+
+TRANSITIONS: dict[str, tuple[str, ...]] = {
+    "CHECKED": ("SKIPPED", "FINDING_SESSION"),
+    "FINDING_SESSION": ("RESUMING", "ABANDONING", "BEGINNING", "SKIPPED"),
+    "ABANDONING": ("BEGINNING",),
+    "BEGINNING": ("UPLOADING",),
+    "RESUMING": ("UPLOADING",),
+    "UPLOADING": ("RECONCILING",),
+    "RECONCILING": ("UPLOADING", "COMMITTING"),
+    "COMMITTING": ("COMMITTED", "RECONCILING"),
+    "COMMITTED": (),
+    "SKIPPED": (),
+    "FAILED": (),
+}
+FINAL_STATES = ("COMMITTED", "SKIPPED", "FAILED")
+
+DEFAULT_CONCURRENCY = 3
+# A claimed session must have been begun within this margin of the ledger's BEGINNING record
+BEGIN_CLOCK_SLACK = timedelta(minutes=5)
+
+
+class UploadFailed(MdUploadError):
+    """The chapter could not be published; the message says why and what to do."""
+
+
+class SessionBusy(UploadFailed):
+    """A recently used session that is not this chapter's is open on the account."""
+
+
+@dataclass(frozen=True)
+class PlannedPage:
+    origin: str  # what the user knows the page as (for messages)
+    path: Path
+    upload_name: str  # unique in the chapter; the multipart filename and MangaDex's originalFileName
+    mime: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class ChapterPlan:
+    key: tuple  # the ledger's chapter key: (manga, language, sorted groups, volume, chapter)
+    label: str
+    manga: str
+    groups: tuple[str, ...]
+    language: str
+    draft: dict  # chapterDraft, as sent at commit
+    pages: tuple[PlannedPage, ...]  # natural order
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(p.size for p in self.pages)
+
+
+@dataclass(frozen=True)
+class UploadOptions:
+    stale_after: timedelta = timedelta(minutes=10)
+    abandon_open: bool = False
+    force_new: bool = False
+    concurrency: int = DEFAULT_CONCURRENCY
+    retry_rounds: int = 3  # rounds of re-sending the files that failed, after the first
+    retry_backoff_s: float = 2.0  # doubled each round
+
+
+class UploadEvents:
+    """What the state machine tells whoever shows progress; every method is optional."""
+
+    def state(self, plan: ChapterPlan, state: str, detail: str | None) -> None: ...
+    def notice(self, plan: ChapterPlan, text: str) -> None: ...
+    def bytes_sent(self, plan: ChapterPlan, count: int) -> None: ...
+    def pages_done(self, plan: ChapterPlan, count: int) -> None: ...
+
+
+@dataclass(frozen=True)
+class EarlierRun:
+    state: str  # the last state that did something (not CHECKED, FINDING_SESSION or FAILED)
+    session_id: str | None
+    chapter_id: str | None
+    at: datetime  # when it reached that state
+
+
+@dataclass
+class ChapterResult:
+    plan: ChapterPlan
+    status: str  # "uploaded" | "skipped" | "failed"
+    chapter_id: str | None = None
+    error: str | None = None
+    notices: list[str] = field(default_factory=list)
+    failed_pages: dict[str, str] = field(default_factory=dict)  # origin -> last reason
+
+
+def chapter_matches(found, plan: ChapterPlan) -> bool:
+    """Whether a chapter listed by MangaDex is this plan's chapter (numbers compare as strings)."""
+    draft = plan.draft
+    if found.language != plan.language or set(found.group_ids) != set(plan.groups):
+        return False
+    if found.chapter != draft["chapter"]:
+        return False
+    # Oneshots have no number: the title tells them apart.
+    return draft["chapter"] is not None or found.title == draft["title"]
+
+
+class ChapterUpload:
+    """Publishes one chapter: `run()` walks the states until a final one and returns the result."""
+
+    def __init__(self, client: MangaDexClient, ledger: Ledger, plan: ChapterPlan,
+                 options: UploadOptions | None = None, events: UploadEvents | None = None,
+                 sleep=time.sleep, now=lambda: datetime.now(UTC)):
+        self.client = client
+        self.ledger = ledger
+        self.plan = plan
+        self.options = options or UploadOptions()
+        self.events = events or UploadEvents()
+        self._sleep = sleep
+        self._now = now
+        self.result = ChapterResult(plan, "failed")
+        self.session: UploadSession | None = None
+        self.file_ids: dict[str, str] = {}  # upload_name -> file id in the current session
+        self.failures: dict[str, str] = {}  # upload_name -> last reason it failed
+        self.upload_rounds = 0
+        self.commit_attempts = 0
+        self._lock = threading.Lock()
+
+    # --- the driver --------------------------------------------------------------------------
+
+    def run(self) -> ChapterResult:
+        self.earlier = self._earlier_run()
+        state = "CHECKED"
+        self._record(state)
+        try:
+            while state not in FINAL_STATES:
+                following = getattr(self, f"_step_{state.lower()}")()
+                if following not in TRANSITIONS[state]:
+                    raise AssertionError(f"illegal transition {state} -> {following}")
+                state = following
+                self._record(state, session_id=self.session.id if self.session and state not in FINAL_STATES
+                             else None, chapter_id=self.result.chapter_id)
+        except MdUploadError as exc:
+            self._fail(str(exc))
+            return self.result
+        self.result.status = {"COMMITTED": "uploaded", "SKIPPED": "skipped"}[state]
+        return self.result
+
+    def _earlier_run(self) -> EarlierRun | None:
+        """What an earlier run of this chapter left: its session and the last state it reached before it
+        stopped (a rerun killed while still looking around does not hide what the run before it did)."""
+        record = self.ledger.chapter(self.plan.key)
+        if record is None:
+            return None
+        reached = [(state, at) for state, at, _session, _detail in self.ledger.transitions(self.plan.key)
+                   if state not in ("CHECKED", "FINDING_SESSION", "FAILED")]
+        state, at = reached[-1] if reached else (record.state, record.updated_at)
+        return EarlierRun(state, record.session_id, record.chapter_id, datetime.fromisoformat(at))
+
+    def _record(self, state: str, *, session_id: str | None = None, chapter_id: str | None = None,
+                detail: str | None = None, error: str | None = None) -> None:
+        self.ledger.record(self.plan.key, state, session_id=session_id, chapter_id=chapter_id,
+                           detail=detail, error=error)
+        self.events.state(self.plan, state, detail or error)
+
+    def _notice(self, text: str) -> None:
+        self.result.notices.append(text)
+        self.events.notice(self.plan, text)
+
+    def _fail(self, reason: str) -> None:
+        self.result.status = "failed"
+        self.result.error = reason
+        self.result.failed_pages = {self._origin(name): why for name, why in self.failures.items()}
+        self._record("FAILED", session_id=self.session.id if self.session else None, error=reason)
+
+    def _origin(self, upload_name: str) -> str:
+        return next((p.origin for p in self.plan.pages if p.upload_name == upload_name), upload_name)
+
+    # --- CHECKED: is it already published? ----------------------------------------------------
+
+    def _step_checked(self) -> str:
+        self.ledger.plan_pages(self.plan.key, [(p.origin, p.upload_name, p.size, p.sha256) for p in self.plan.pages])
+        if self.options.force_new:
+            return "FINDING_SESSION"
+        earlier = self.earlier
+        if earlier and earlier.chapter_id and earlier.state in ("COMMITTED", "SKIPPED"):
+            return self._skip(earlier.chapter_id, "the ledger records it as published")
+        if earlier and earlier.state == "COMMITTING" and earlier.session_id:
+            # The commit of an earlier run may have gone through: its session tells.
+            return "FINDING_SESSION"
+        existing = self._find_on_mangadex()
+        if existing:
+            return self._skip(existing, "MangaDex already has it")
+        return "FINDING_SESSION"
+
+    def _find_on_mangadex(self) -> str | None:
+        draft = self.plan.draft
+        found = self.client.find_chapters(self.plan.manga, draft["chapter"], self.plan.language, self.plan.groups)
+        return next((c.id for c in found if chapter_matches(c, self.plan)), None)
+
+    def _skip(self, chapter_id: str | None, why: str) -> str:
+        self.result.chapter_id = chapter_id
+        self._notice(f"skipped: {why}" + (f" (chapter {chapter_id})" if chapter_id else "")
+                     + "; use --force-new to upload it again on purpose")
+        return "SKIPPED"
+
+    # --- FINDING_SESSION: ours, stale, or someone else's? ------------------------------------
+
+    def _step_finding_session(self) -> str:
+        earlier = self.earlier
+        open_session = self.client.get_open_session()
+        if earlier and earlier.state == "COMMITTING" and earlier.session_id and not self.options.force_new:
+            if open_session is None or open_session.id != earlier.session_id:
+                return self._earlier_commit_went_through(earlier.session_id)
+        if open_session is None:
+            return self._approval_then_begin()
+        if self._is_ours(open_session, earlier):
+            self.session = open_session
+            return "RESUMING"
+        age = self._now() - open_session.updated_at
+        minutes = int(age.total_seconds() // 60)
+        description = (f"session {open_session.id} (manga {open_session.manga_id}, {len(open_session.files)} files, "
+                       f"last used {minutes} min ago)")
+        if age > self.options.stale_after:
+            self._notice(f"abandoning a stale upload {description}: untouched for longer than "
+                         f"{int(self.options.stale_after.total_seconds() // 60)} min")
+        elif self.options.abandon_open:
+            self._notice(f"abandoning the open upload {description} as --abandon-open asks")
+        else:
+            raise SessionBusy(
+                f"another upload {description} is open on this account; it may be someone uploading "
+                "through the website right now.",
+                hint="Wait for it to finish, or run again with --abandon-open (or `mdupload sessions --abandon`) "
+                     "to abandon it.")
+        self.session = open_session
+        return "ABANDONING"
+
+    def _is_ours(self, session: UploadSession, earlier: EarlierRun | None) -> bool:
+        if session.manga_id != self.plan.manga or set(session.group_ids) != set(self.plan.groups):
+            return False
+        if session.chapter_id is not None:  # an edit session is never a new chapter's
+            return False
+        if earlier is None:
+            return False
+        if earlier.session_id:  # kept until the session is committed or abandoned, even after a failure
+            return earlier.session_id == session.id
+        # Killed after asking to begin, before the answer: claim a session begun since then,
+        # holding nothing but pages of this plan.
+        names = {p.upload_name for p in self.plan.pages}
+        return (earlier.state == "BEGINNING" and session.created_at >= earlier.at - BEGIN_CLOCK_SLACK
+                and all(f.original_file_name in names for f in session.files))
+
+    def _earlier_commit_went_through(self, session_id: str | None) -> str:
+        """FINDING_SESSION after a lost commit answer: the session is closed, so look for the chapter."""
+        self.result.chapter_id = self._chapter_of_lost_commit(session_id)
+        self._notice(f"the commit of an earlier run went through: chapter {self.result.chapter_id}")
+        return "SKIPPED"
+
+    def _chapter_of_lost_commit(self, session_id: str | None) -> str:
+        chapter_id = self._find_on_mangadex()
+        if chapter_id is None:
+            raise UploadFailed(
+                f"the commit of session {session_id} was sent but its answer was lost; the session is "
+                "closed, so MangaDex most likely created the chapter, but it does not list it yet (it may still be "
+                "processing).",
+                hint="Check the chapter on MangaDex (or run `mdupload status` later); run again with --force-new "
+                     "only if you are sure it was not published.")
+        self.ledger.forget_session(self.plan.key)
+        return chapter_id
+
+    def _approval_then_begin(self) -> str:
+        if self.client.check_approval_required(self.plan.manga, self.plan.language):
+            self._notice("MangaDex will hold this chapter for staff approval before readers see it "
+                         "(a group's first upload in this language, or the manga requires it)")
+        return "BEGINNING"
+
+    # --- ABANDONING, BEGINNING, RESUMING --------------------------------------------------------
+
+    def _step_abandoning(self) -> str:
+        owner = self.ledger.owner_of_session(self.session.id)
+        self.client.abandon_session(self.session.id)
+        if owner:
+            self.ledger.forget_session(owner)
+        self.session = None
+        return self._approval_then_begin()
+
+    def _step_beginning(self) -> str:
+        # The BEGINNING transition is in the ledger; if this call's answer is lost, a rerun claims the session.
+        try:
+            self.session = self.client.begin_session(self.plan.manga, self.plan.groups)
+        except (OutcomeUnknown, ServerError):
+            session = self.client.get_open_session()
+            if session is None:
+                raise
+            self.session = session
+        self.ledger.forget_session(self.plan.key)
+        self._record("BEGINNING", session_id=self.session.id, detail="session begun")
+        return "UPLOADING"
+
+    def _step_resuming(self) -> str:
+        self._notice(f"resuming session {self.session.id} of an earlier run ({len(self.session.files)} files there)")
+        self._adopt_session_files(self.session.files)
+        return "UPLOADING"
+
+    # --- UPLOADING and RECONCILING ------------------------------------------------------------
+
+    def _step_uploading(self) -> str:
+        pending = [p for p in self.plan.pages if p.upload_name not in self.file_ids]
+        if pending:
+            if self.upload_rounds > 0:
+                self._sleep(self.options.retry_backoff_s * 2 ** (self.upload_rounds - 1))
+            self.upload_rounds += 1
+            self._upload(pending)
+        return "RECONCILING"
+
+    def _upload(self, pages: list[PlannedPage]) -> None:
+        batches = [pages[i:i + limits.FILES_PER_REQUEST] for i in range(0, len(pages), limits.FILES_PER_REQUEST)]
+        with ThreadPoolExecutor(max_workers=max(1, self.options.concurrency)) as pool:
+            futures = [pool.submit(self._send_batch, batch) for batch in batches]
+            for future in as_completed(futures):
+                future.result()
+
+    def _send_batch(self, batch: list[PlannedPage]) -> None:
+        files = [UploadFile(p.path, p.upload_name, p.mime) for p in batch]
+        try:
+            answer = self.client.upload_files(self.session.id, files,
+                                              on_bytes=lambda n: self.events.bytes_sent(self.plan, n))
+        except (OutcomeUnknown, ServerError) as exc:
+            # Whether the server kept these files is unknown: RECONCILING lists the session before re-sending.
+            with self._lock:
+                for p in batch:
+                    self.failures[p.upload_name] = f"no answer from MangaDex ({exc})"
+            return
+        by_name = {p.upload_name: p for p in batch}
+        accepted: dict[str, str] = {}
+        for sent in answer.files:  # mapped by name, never by the order of the answer
+            page = by_name.get(sent.original_file_name)
+            if page is not None and page.upload_name not in accepted:
+                accepted[page.upload_name] = sent.id
+        reasons = [e.detail or e.title for e in answer.errors]
+        with self._lock:
+            for name in by_name:
+                if name in accepted:
+                    self.file_ids[name] = accepted[name]
+                    self.failures.pop(name, None)
+                else:
+                    self.failures[name] = _reason_for(name, answer.errors) or "; ".join(reasons) or "refused"
+        self.ledger.set_file_ids(self.plan.key, self.session.id, accepted)
+        self.events.pages_done(self.plan, len(accepted))
+
+    def _step_reconciling(self) -> str:
+        session = self.client.get_open_session()
+        if session is None or session.id != self.session.id:
+            raise UploadFailed(f"the upload session {self.session.id} was closed by someone else while uploading.",
+                               hint="Run again: a new session will be begun.")
+        self.session = session
+        self._adopt_session_files(session.files)
+        missing = [p for p in self.plan.pages if p.upload_name not in self.file_ids]
+        if not missing:
+            return "COMMITTING"
+        if self.upload_rounds > self.options.retry_rounds:
+            for p in missing:
+                self.failures.setdefault(p.upload_name, "not in the session after every retry")
+            names = ", ".join(f"{self._origin(p.upload_name)} ({self.failures[p.upload_name]})" for p in missing)
+            raise UploadFailed(f"{len(missing)} page(s) still failed after {self.options.retry_rounds} retries: {names}.",
+                               hint="Fix or re-export those pages and run again; the pages already uploaded are kept "
+                                    "in the session and will not be sent again.")
+        return "UPLOADING"
+
+    def _adopt_session_files(self, files: tuple[SessionFile, ...]) -> None:
+        """Match the session's files to the plan (name and size, confirmed by the hash); delete the rest."""
+        wanted = {p.upload_name: p for p in self.plan.pages}
+        keep: dict[str, str] = {}
+        strays: list[str] = []
+        for f in files:
+            page = wanted.get(f.original_file_name)
+            same = (page is not None and f.file_size == page.size
+                    and (not f.file_hash or f.file_hash.lower() == page.sha256))
+            if same and page.upload_name not in keep:
+                keep[page.upload_name] = f.id
+            else:
+                strays.append(f.id)  # not in the plan, changed on disk since, or a second copy
+        if strays:
+            self.client.delete_files(self.session.id, strays)
+            self._notice(f"removed {len(strays)} file(s) from the session that are not pages of this plan "
+                         "(left over, changed on disk since, or sent twice)")
+        self.file_ids = keep
+        for name in keep:
+            self.failures.pop(name, None)
+        self.ledger.set_file_ids(self.plan.key, self.session.id, {name: keep.get(name) for name in wanted})
+
+    # --- COMMITTING ---------------------------------------------------------------------------
+
+    def _step_committing(self) -> str:
+        page_order = [self.file_ids[p.upload_name] for p in self.plan.pages]
+        self.commit_attempts += 1
+        try:
+            chapter = self.client.commit(self.session.id, self.plan.draft, page_order)
+        except (OutcomeUnknown, ServerError) as exc:
+            # The commit may or may not have happened: find out before doing anything else.
+            if self.commit_attempts >= 3:
+                raise UploadFailed(f"the commit of session {self.session.id} failed three times ({exc}).",
+                                   hint="Run again later: the session and its pages are kept.") from None
+            still_open = self.client.get_open_session()
+            if still_open is not None and still_open.id == self.session.id:
+                return "RECONCILING"  # provably not committed: check the files, commit again
+            self.result.chapter_id = self._chapter_of_lost_commit(self.session.id)
+            return "COMMITTED"
+        self.result.chapter_id = chapter.id
+        self.ledger.forget_session(self.plan.key)
+        return "COMMITTED"
+
+
+def _reason_for(name: str, errors) -> str | None:
+    for error in errors:
+        if name in (error.detail or "") or name in str(error.context or ""):
+            return error.detail or error.title
+    return None
+

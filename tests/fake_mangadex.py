@@ -1,0 +1,108 @@
+"""An in-memory stand-in for MangaDexClient, for unit tests of the upload state machine.
+
+It keeps MangaDex's rules that the state machine depends on (one open session, files keyed by id,
+commit deleting files left out of pageOrder) and lets a test script failures per file name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from mdupload.mangadex.client import BatchResult, Chapter, SessionFile, UploadSession
+from mdupload.mangadex.errors import ApiErrorDetail, OutcomeUnknown
+
+MANGA = "f9c33607-9180-4ba6-b85c-e4b5faee7192"
+GROUP = "145f9110-0a6c-4b71-8737-6acb1a3c5da4"
+
+
+class FakeMangaDex:
+    def __init__(self):
+        self._ids = (f"00000000-0000-4000-8000-{n:012d}" for n in itertools.count(1))
+        self.session: UploadSession | None = None
+        self.chapters: list[Chapter] = []
+        self.committed_orders: list[list[str]] = []  # original file names of each commit, in order
+        self.abandoned: list[str] = []
+        self.sent_names: list[str] = []  # every file name ever sent, in sending order
+        self.refuse: dict[str, int] = {}  # file name -> how many more times to refuse it
+        self.lose_answer_of_batches: int = 0  # the next N batches are stored but their answer is lost
+        self.lose_commit_answers: int = 0
+        self.approval_required = False
+        self.calls: list[str] = []
+
+    # helpers for tests
+    def open_foreign_session(self, minutes_ago: float, files: int = 2) -> UploadSession:
+        when = datetime.now(UTC) - timedelta(minutes=minutes_ago)
+        stored = tuple(SessionFile(next(self._ids), f"other-{i}.png", "0" * 64, 100, "image/png", "local")
+                       for i in range(files))
+        self.session = UploadSession(next(self._ids), MANGA, (GROUP,), stored, False, 1, when, when, None)
+        return self.session
+
+    # the client's methods
+    def get_open_session(self):
+        self.calls.append("get_open_session")
+        return self.session
+
+    def begin_session(self, manga, groups):
+        self.calls.append("begin_session")
+        assert self.session is None, "MangaDex refuses a second open session"
+        now = datetime.now(UTC)
+        self.session = UploadSession(next(self._ids), manga, tuple(groups), (), False, 1, now, now, None)
+        return self.session
+
+    def upload_files(self, session_id, files, on_bytes=None):
+        self.calls.append("upload_files")
+        assert self.session and self.session.id == session_id
+        assert 1 <= len(files) <= 10
+        stored, errors = [], []
+        for f in files:
+            self.sent_names.append(f.filename)
+            if self.refuse.get(f.filename, 0) > 0:
+                self.refuse[f.filename] -= 1
+                errors.append(ApiErrorDetail(400, "bad_file", f"{f.filename}: the server refused it", None))
+                continue
+            data = f.path.read_bytes()
+            stored.append(SessionFile(next(self._ids), f.filename, hashlib.sha256(data).hexdigest(), len(data),
+                                      f.mime, "local"))
+            if on_bytes:
+                on_bytes(len(data))
+        self.session = replace(self.session, files=self.session.files + tuple(stored),
+                               updated_at=datetime.now(UTC))
+        if self.lose_answer_of_batches > 0:
+            self.lose_answer_of_batches -= 1
+            raise OutcomeUnknown("the connection was dropped before the answer came")
+        # the answer lists files in reverse: the state machine must map by name, not order
+        return BatchResult(list(reversed(stored)), errors)
+
+    def delete_files(self, session_id, file_ids):
+        self.calls.append("delete_files")
+        ids = set(file_ids)
+        self.session = replace(self.session, files=tuple(f for f in self.session.files if f.id not in ids))
+
+    def abandon_session(self, session_id):
+        self.calls.append("abandon_session")
+        self.abandoned.append(session_id)
+        self.session = None
+
+    def check_approval_required(self, manga, locale):
+        return self.approval_required
+
+    def find_chapters(self, manga, chapter, language, groups):
+        return [c for c in self.chapters if c.chapter == chapter and c.language == language]
+
+    def commit(self, session_id, draft, page_order):
+        self.calls.append("commit")
+        assert self.session and self.session.id == session_id
+        by_id = {f.id: f for f in self.session.files}
+        assert len(page_order) == len(set(page_order)) and all(i in by_id for i in page_order)
+        chapter = Chapter(next(self._ids), self.session.manga_id, draft["chapter"], draft["volume"], draft["title"],
+                          draft["translatedLanguage"], self.session.group_ids, len(page_order), 1, None)
+        self.chapters.append(chapter)
+        self.committed_orders.append([by_id[i].original_file_name for i in page_order])
+        self.session = None
+        if self.lose_commit_answers > 0:
+            self.lose_commit_answers -= 1
+            raise OutcomeUnknown("read timed out after the commit was sent")
+        return chapter
