@@ -71,6 +71,10 @@ def _json_flag(f):
 
 _chapter_option = click.option("--chapter", "chapters", multiple=True, metavar="N",
                                help="Only this chapter number (repeatable; 'oneshot' for a oneshot).")
+_fix_option = click.option(
+    "--fix", is_flag=True,
+    help="Repair fixable pages (split long strips, convert formats, re-encode oversize pages) into a work "
+         "folder; the originals are never touched.")
 _manifest_argument = click.argument("manifest", type=click.Path(path_type=Path))
 
 
@@ -104,8 +108,9 @@ def _client(api_url, auth_url, dev):
 @_manifest_argument
 @_chapter_option
 @click.option("--deep", is_flag=True, help="Decode every page fully (finds corrupt pixel data headers hide).")
+@_fix_option
 @_json_flag
-def validate(manifest, chapters, deep, as_json):
+def validate(manifest, chapters, deep, fix, as_json):
     """Check every page of the manifest's chapters against MangaDex's rules."""
     from .publish import check_all
 
@@ -113,7 +118,7 @@ def validate(manifest, chapters, deep, as_json):
     specs = loaded.select(chapters)
     reporter = Reporter(quiet=False)
     with tempfile.TemporaryDirectory(prefix="mdupload-") as workdir:
-        reports = check_all(specs, Path(workdir), deep=deep)
+        reports = check_all(specs, Path(workdir), deep=deep, fix=fix)
     for report in reports:
         _show_report(reporter, report)
     ok = all(r.ok for r in reports)
@@ -123,6 +128,10 @@ def validate(manifest, chapters, deep, as_json):
 
 
 def _show_report(reporter: Reporter, report) -> None:
+    for fixed in report.fixes:
+        if fixed.done:
+            made = ", ".join(page.upload_name for page in fixed.pages)
+            reporter.info(f"  fixed {fixed.source.origin}: {'; '.join(fixed.done)} -> {made}")
     spec = report.spec
     verdict = "ok" if report.ok else "cannot be uploaded as it is"
     reporter.info(f"{spec.label}: {len(report.pages)} pages, {report.total_bytes / 1_000_000:.1f} MB, "
@@ -157,13 +166,14 @@ def _show_problem(reporter: Reporter, where, problem) -> None:
 @click.option("--concurrency", type=click.IntRange(1, 8), default=None, metavar="N",
               help="Batches in flight at once within a session.")
 @click.option("--deep", is_flag=True, help="Decode every page fully before uploading.")
+@_fix_option
 @click.option("--dry-run", is_flag=True, help="Check, then print what would be sent; upload nothing.")
 @click.option("--quiet", is_flag=True, help="Print nothing on stderr but errors.")
 @_host_options
 @_ledger_option
 @_json_flag
-def upload(manifest, chapters, accept_terms, stale_after, abandon_open, force_new, concurrency, deep, dry_run,
-           quiet, api_url, auth_url, dev, ledger_path, as_json):
+def upload(manifest, chapters, accept_terms, stale_after, abandon_open, force_new, concurrency, deep, fix,
+           dry_run, quiet, api_url, auth_url, dev, ledger_path, as_json):
     """Check, then publish the manifest's chapters to MangaDex."""
     from .publish import upload_manifest
     from .upload import DEFAULT_CONCURRENCY, UploadOptions
@@ -176,7 +186,8 @@ def upload(manifest, chapters, accept_terms, stale_after, abandon_open, force_ne
     with tempfile.TemporaryDirectory(prefix="mdupload-") as workdir:
         outcome = upload_manifest(loaded, specs, Path(workdir), connect=lambda: _client(api_url, auth_url, dev),
                                   ledger=None if dry_run else _open_ledger(ledger_path), reporter=reporter,
-                                  options=options, accept_terms=accept_terms, deep=deep, dry_run=dry_run)
+                                  options=options, accept_terms=accept_terms, deep=deep, fix=fix,
+                                  dry_run=dry_run)
     if not outcome.checks_passed:
         for report in outcome.reports:
             if not report.ok:

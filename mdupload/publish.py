@@ -11,7 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .checks import ChapterReport, check_chapter
+from platformdirs import user_cache_dir
+
+from .checks import ChapterReport, check_chapter, fix_chapter
 from .errors import UsageError
 from .ledger import Ledger
 from .mangadex.client import MangaDexClient
@@ -62,12 +64,21 @@ def build_plan(manifest: Manifest, report: ChapterReport) -> ChapterPlan:
                        language=spec.language, draft=chapter_draft(spec), pages=pages)
 
 
-def check_all(specs: list[ChapterSpec], workdir: Path, *, deep: bool = False) -> list[ChapterReport]:
+def fix_cache_dir() -> Path:
+    """Where repaired pages are kept by the SHA-256 of their source, so a rerun does not redo them."""
+    return Path(os.environ.get("MDUPLOAD_CACHE_DIR") or user_cache_dir("mdupload")) / "fixes"
+
+
+def check_all(specs: list[ChapterSpec], workdir: Path, *, deep: bool = False, fix: bool = False) -> list[ChapterReport]:
+    """Check each chapter; repair the fixable pages of those with `--fix` or `fix: true` into `workdir`."""
     reports = []
     for index, spec in enumerate(specs):
         chapter_dir = workdir / f"chapter-{index:03d}"
         chapter_dir.mkdir(parents=True, exist_ok=True)
-        reports.append(check_chapter(spec, chapter_dir, deep=deep))
+        report = check_chapter(spec, chapter_dir / "pages", deep=deep)
+        if fix or spec.fix:
+            report = fix_chapter(report, chapter_dir / "fixed", cache_dir=fix_cache_dir())
+        reports.append(report)
     return reports
 
 
@@ -90,7 +101,8 @@ class UploadOutcome:
 
 def upload_manifest(manifest: Manifest, specs: list[ChapterSpec], workdir: Path, *,
                     connect: Callable[[], MangaDexClient], ledger: Ledger, reporter, options: UploadOptions,
-                    accept_terms: bool = False, deep: bool = False, dry_run: bool = False) -> UploadOutcome:
+                    accept_terms: bool = False, deep: bool = False, fix: bool = False,
+                    dry_run: bool = False) -> UploadOutcome:
     """Check every selected chapter; if all pass (and this is no dry run), publish them one by one.
 
     Nothing is uploaded when any selected chapter fails its checks. `connect` is called only when
@@ -98,7 +110,7 @@ def upload_manifest(manifest: Manifest, specs: list[ChapterSpec], workdir: Path,
     """
     if not dry_run:
         require_terms(manifest, accept_terms)
-    outcome = UploadOutcome(reports=check_all(specs, workdir, deep=deep))
+    outcome = UploadOutcome(reports=check_all(specs, workdir, deep=deep, fix=fix))
     if not outcome.checks_passed:
         return outcome
     outcome.plans = [build_plan(manifest, r) for r in outcome.reports]
