@@ -448,7 +448,7 @@ _RERUN_IS_SAFE = "Rerunning is safe: an archive already stored is not sent again
 
 def _server_root(url: str) -> str:
     root = url.rstrip("/")
-    return root[: -len("/api")] if root.endswith("/api") else root
+    return root.removesuffix("/api")
 
 
 def _json(response: requests.Response | None, default=None):

@@ -87,6 +87,17 @@ class ChapterSpec:
 
 
 @dataclass(frozen=True)
+class LanraragiSettings:
+    """The manifest's `lanraragi:` section: where `mdupload archive` stores the chapters."""
+
+    url: str | None
+    category: str | None
+    tags: tuple[str, ...]
+    line: int  # where the section starts (for messages)
+    category_line: int | None = None
+
+
+@dataclass(frozen=True)
 class Manifest:
     path: Path
     manga: str
@@ -94,6 +105,7 @@ class Manifest:
     language: str
     terms_accepted: bool
     chapters: tuple[ChapterSpec, ...]
+    lanraragi: LanraragiSettings | None = None
 
     def select(self, numbers: Sequence[str]) -> list[ChapterSpec]:
         """The chapters whose number is among `numbers` ("oneshot" for a oneshot), in manifest order; [] = all."""
@@ -530,7 +542,17 @@ def _build(data: dict, marks: _Marks, path: Path) -> Manifest:
                                 hint="Remove one, or give them different numbers or languages.")
         chapters.append(spec)
     return Manifest(path=path, manga=data["manga"].lower(), groups=groups, language=language,
-                    terms_accepted=data.get("terms_accepted", False), chapters=tuple(chapters))
+                    terms_accepted=data.get("terms_accepted", False), chapters=tuple(chapters),
+                    lanraragi=_lanraragi(data, marks))
+
+
+def _lanraragi(data: dict, marks: _Marks) -> LanraragiSettings | None:
+    section = data.get("lanraragi")
+    if section is None:
+        return None
+    return LanraragiSettings(url=section.get("url"), category=section.get("category"),
+                             tags=tuple(section.get("tags", ())), line=marks.line(("lanraragi",)),
+                             category_line=marks.value_lines.get(("lanraragi", "category")))
 
 
 def _groups(ids: list, where: tuple, marks: _Marks, path: Path, chapter: str | None) -> tuple[str, ...]:

@@ -4,13 +4,17 @@ which host every request reached and whether it carried an Authorization header.
 
 A base URL is valid for its chapter only and for `athome_url_ttl` seconds; after that a node
 answers 403. Data-saver names are the same files as the originals. The first fetch of a file
-answers `X-Cache: MISS`, later ones `HIT`.
+answers `X-Cache: MISS`, later ones `HIT`. Images are streamed from the blob store with their
+Content-Length, as a node sends them.
 """
 
 from __future__ import annotations
 
+import os
+
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
+from werkzeug.wsgi import wrap_file
 
 from . import rules
 from .app import Dropped
@@ -35,10 +39,10 @@ def handle(core: Core, request: Request, endpoint: str, args: dict, entry: dict)
         if rng.random() < 0.5:
             raise Dropped("athome_fail")
         return Response("node failure (sandbox fault)", status=500, content_type="text/plain")
-    return _image(core, **args)
+    return _image(core, request, **args)
 
 
-def _image(core: Core, token: str, chapter_hash: str, name: str) -> Response:
+def _image(core: Core, request: Request, token: str, chapter_hash: str, name: str) -> Response:
     with core.store.lock:
         base = core.athome_bases.get(token)
         if base is None or now() - base[2] > core.config.athome_url_ttl:
@@ -50,11 +54,16 @@ def _image(core: Core, token: str, chapter_hash: str, name: str) -> Response:
         page = next((p for p in chapter.pages if p.name == name), None) if processed(chapter) else None
         if page is None:
             return Response("no such file", status=404, content_type="text/plain")
+        try:  # opened under the lock: a blob no chapter uses any more may be deleted right after
+            body = core.store.blob(page.file_hash).open("rb")
+        except OSError:
+            return Response("no such file", status=404, content_type="text/plain")
         key = f"{chapter_hash}/{name}"
         cache = "HIT" if key in core.cached else "MISS"
         core.cached.add(key)
-        path = core.store.blob(page.file_hash)
-    return Response(path.read_bytes(), content_type=page.mime_type, headers={"X-Cache": cache})
+    headers = {"X-Cache": cache, "Content-Length": str(os.fstat(body.fileno()).st_size)}
+    return Response(wrap_file(request.environ, body), content_type=page.mime_type, headers=headers,
+                    direct_passthrough=True)
 
 
 def _report(core: Core, request: Request) -> Response:

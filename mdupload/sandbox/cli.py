@@ -1,8 +1,9 @@
-"""`mdupload sandbox`: serve a local MangaDex until Ctrl-C or SIGTERM."""
+"""`mdupload sandbox`: serve a local MangaDex (and, with --lanraragi, a local LANraragi) until Ctrl-C or SIGTERM."""
 
 from __future__ import annotations
 
 import re
+import secrets
 import signal
 import threading
 from pathlib import Path
@@ -10,7 +11,10 @@ from pathlib import Path
 import click
 
 from .config import FIELDS, ConfigError, SandboxConfig, load_profile, load_users
+from .lanraragi import RunningLanraragi, start_lanraragi
 from .server import start_sandbox
+
+LANRARAGI_CATEGORY = "Manga"  # the static category a --lanraragi library starts with
 
 _RATE = click.FloatRange(0, 1)
 _SECONDS = click.FloatRange(0)
@@ -58,12 +62,20 @@ def _bytes_per_second(ctx, param, value: str | None) -> int | None:
 @click.option("--lost-answer-stall", type=_SECONDS, help="Seconds to stall before closing a lost answer (0).")
 @click.option("--early-expiry-rate", type=_RATE, help="Share of authenticated calls whose token expires early (401).")
 @click.option("--athome-fail-rate", type=_RATE, help="Share of image requests a node fails (500 or a dropped connection).")
+@click.option("--lanraragi", "with_lanraragi", is_flag=True,
+              help="Also serve a local LANraragi library (for `mdupload archive`), with one static category.")
+@click.option("--lanraragi-port", type=click.IntRange(0, 65535), default=0,
+              help="Port of the LANraragi library; 0 (the default) picks a free one.")
+@click.option("--lanraragi-key", metavar="KEY",
+              help="The library's API key (default: a random one, printed); an empty KEY serves it open.")
 @click.option("--quiet", is_flag=True, help="Do not print one line per request.")
-def sandbox_command(profile: Path | None, users_file: Path | None, quiet: bool, **options) -> None:
+def sandbox_command(profile: Path | None, users_file: Path | None, quiet: bool, with_lanraragi: bool,
+                    lanraragi_port: int, lanraragi_key: str | None, **options) -> None:
     """Run a local MangaDex (API, OAuth token endpoint, MangaDex@Home) to rehearse uploads against.
 
     It prints its URLs and the MDUPLOAD_* environment lines that point mdupload at it, then serves
     until Ctrl-C. Demo account: user demo, password demo, client mdupload-demo, secret demo-secret.
+    With --lanraragi it also serves a local LANraragi library and prints its URL, key and category.
     """
     try:
         settings = load_profile(profile) if profile else {}
@@ -80,21 +92,35 @@ def sandbox_command(profile: Path | None, users_file: Path | None, quiet: bool, 
                                    "choose another --port (or --port 0 for a free one)") from exc
     except ValueError as exc:  # a --state folder written by another version
         raise click.ClickException(str(exc)) from exc
+    library = None
+    if with_lanraragi:
+        key = secrets.token_urlsafe(18) if lanraragi_key is None else lanraragi_key or None
+        try:
+            library = start_lanraragi(api_key=key, host=config.host, port=lanraragi_port,
+                                      categories=[LANRARAGI_CATEGORY])
+        except OSError as exc:
+            sandbox.stop()
+            raise click.ClickException(f"cannot serve LANraragi on {config.host}: {exc.strerror or exc}; choose "
+                                       "another --lanraragi-port (or 0 for a free one)") from exc
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     try:
-        _introduce(sandbox, config)
+        _introduce(sandbox, config, library)
         if not quiet:
             sandbox.on_request(_print_request)
+            if library is not None:
+                library.on_request(_print_request)
         while not stop.wait(0.5):
             pass
     finally:
         sandbox.stop()
+        if library is not None:
+            library.stop()
     click.echo("sandbox stopped", err=True)
 
 
-def _introduce(sandbox, config: SandboxConfig) -> None:
+def _introduce(sandbox, config: SandboxConfig, library: RunningLanraragi | None = None) -> None:
     where = f"in {sandbox.state_dir}" if config.state_dir else "in a temporary folder (gone at exit; --state DIR keeps it)"
     faults = [f"{name}={getattr(config, name)}" for name in sorted(FIELDS)
               if name.endswith("_rate") and getattr(config, name)]
@@ -108,9 +134,24 @@ def _introduce(sandbox, config: SandboxConfig) -> None:
         f"  state    {sandbox.state_url}  (sandbox-only; data kept {where})",
         f"  limits   {'MangaDex rate limits on' if config.rate_limits else 'rate limits off'}",
         f"  faults   {', '.join(faults + network) or 'none'} (seed {sandbox.seed})",
+    ]
+    env = dict(sandbox.env)
+    if library is not None:
+        category = library.state()["categories"][0]["id"]
+        lines += [
+            "",
+            "LANraragi sandbox (local; not the real server)",
+            f"  library  {library.url}  (API key {'required' if library.api_key else 'none: open'})",
+            f"  category {category} ({LANRARAGI_CATEGORY}): put it in the manifest as `lanraragi: category: {category}`",
+            f"  state    {library.url}/_sandbox/state  (sandbox-only; kept in memory, gone at exit)",
+        ]
+        env["MDUPLOAD_LANRARAGI_URL"] = library.url
+        if library.api_key:
+            env["MDUPLOAD_LANRARAGI_KEY"] = library.api_key
+    lines += [
         "",
         "Point mdupload at it:",
-        *(f"export {name}={value}" for name, value in sandbox.env.items()),
+        *(f"export {name}={value}" for name, value in env.items()),
         "",
         "Serving until Ctrl-C.",
     ]
@@ -119,5 +160,5 @@ def _introduce(sandbox, config: SandboxConfig) -> None:
 
 def _print_request(entry: dict) -> None:
     status = entry["status"] if entry["status"] is not None else "no answer"
-    fault = f"  [fault: {entry['fault']}]" if entry["fault"] else ""
+    fault = f"  [fault: {entry['fault']}]" if entry.get("fault") else ""
     click.echo(f"{entry['method']:6} {entry['host']}{entry['path']} -> {status}{fault}", err=True)

@@ -32,6 +32,7 @@ import time
 import zipfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Self
 
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
@@ -101,6 +102,7 @@ class LanraragiApp:
         self._categories: dict[str, _Category] = {}
         self._uploading: set[str] = set()
         self._log: list[dict] = []
+        self.on_request: Callable[[dict], None] | None = None  # called with every request log entry
         self._map = Map([
             Rule("/api/archives", endpoint="list_archives", methods=["GET"]),
             Rule("/api/archives/upload", endpoint="upload", methods=["PUT"]),
@@ -115,9 +117,12 @@ class LanraragiApp:
     def __call__(self, environ, start_response):
         request = Request(environ)
         response = self._dispatch(request)
+        entry = {"method": request.method, "host": request.host, "path": request.path,
+                 "status": response.status_code, "authorization": "Authorization" in request.headers}
         with self._lock:
-            self._log.append({"method": request.method, "path": request.path, "status": response.status_code,
-                              "authorization": "Authorization" in request.headers})
+            self._log.append(entry)
+        if self.on_request is not None:
+            self.on_request(dict(entry))
         return response(environ, start_response)
 
     # --- test helpers ---
@@ -303,8 +308,9 @@ class _QuietHandler(WSGIRequestHandler):
 class RunningLanraragi:
     """A LANraragi serving on a thread of this process; stop() or use it as a context manager."""
 
-    def __init__(self, app: LanraragiApp, host: str, port: int):
+    def __init__(self, app: LanraragiApp, host: str, port: int, api_key: str | None = None):
         self.app = app
+        self.api_key = api_key  # None: an open server
         self._server = make_server(host, port, app, threaded=True, request_handler=_QuietHandler)
         shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
         self.url = f"http://{shown}:{self._server.server_port}"
@@ -324,15 +330,19 @@ class RunningLanraragi:
         return self.app.state()
 
     def requests(self) -> list[dict]:
-        """Every request so far: method, path, status, and whether it carried an Authorization header."""
+        """Every request so far: method, host, path, status, and whether it carried an Authorization header."""
         return self.app.requests()
+
+    def on_request(self, callback: Callable[[dict], None]) -> None:
+        """Call `callback(entry)` with every request log entry as it is recorded."""
+        self.app.on_request = callback
 
     def stop(self) -> None:
         self._server.shutdown()
         self._thread.join()
         self._server.server_close()
 
-    def __enter__(self) -> RunningLanraragi:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -346,7 +356,7 @@ def start_lanraragi(api_key: str | None = None, host: str = "127.0.0.1", port: i
     app = LanraragiApp(api_key, faults, clock=clock)
     for name in categories:
         app.add_category(name)
-    return RunningLanraragi(app, host, port)
+    return RunningLanraragi(app, host, port, api_key)
 
 
 # --- answers as the server words them ---
