@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from . import __version__
+from .ci import annotate_error, annotate_reports, annotate_results, write_step_summary
 from .errors import EXIT_FAILED, EXIT_OK, MdUploadError
 from .ledger import Ledger, default_ledger_path
 from .manifest import load_manifest
@@ -31,6 +32,7 @@ class CommandGroup(click.Group):
         try:
             return super().invoke(ctx)
         except MdUploadError as exc:
+            annotate_error(exc)
             sub = ctx.meta.get("mdupload.json")
             if sub:
                 print_json({"ok": False, "error": str(exc), "chapters": []})
@@ -95,11 +97,11 @@ def _open_ledger(path: Path | None) -> Ledger:
 
 
 def _client(api_url, auth_url, dev):
-    from .mangadex.auth import Credentials
-    from .mangadex.client import MangaDexClient, resolve_hosts
+    """A signed-in client: MDUPLOAD_* credentials when set, else the account `mdupload login` stored for this
+    API (MDUPLOAD_ACCOUNT picks one when several are stored); see accounts.py."""
+    from .accounts import client_for
 
-    hosts = resolve_hosts(api_url=api_url, auth_url=auth_url, dev=dev)
-    return MangaDexClient(api_url=hosts.api_url, auth_url=hosts.auth_url, credentials=Credentials.from_env())
+    return client_for(api_url, auth_url, dev)
 
 
 # --- validate ----------------------------------------------------------------------------------
@@ -122,9 +124,18 @@ def validate(manifest, chapters, deep, fix, as_json):
     for report in reports:
         _show_report(reporter, report)
     ok = all(r.ok for r in reports)
+    annotate_reports(reports, loaded)
+    write_step_summary("mdupload validate", [_check_row(r) for r in reports])
     if as_json:
         print_json({"ok": ok, "chapters": [r.to_json() for r in reports]})
     sys.exit(EXIT_OK if ok else EXIT_FAILED)
+
+
+def _check_row(report) -> dict:
+    problems = [p for p in report.problems if p.severity != "warning"]
+    problems += [p for page in report.pages for p in page.problems if p.severity != "warning"]
+    return {"label": report.spec.label, "status": "ok" if report.ok else "cannot be uploaded as it is",
+            "pages": len(report.pages), "error": f"{len(problems)} problem(s)" if problems else None}
 
 
 def _show_report(reporter: Reporter, report) -> None:
@@ -169,13 +180,16 @@ def _show_problem(reporter: Reporter, where, problem) -> None:
 @_fix_option
 @click.option("--dry-run", is_flag=True, help="Check, then print what would be sent; upload nothing.")
 @click.option("--quiet", is_flag=True, help="Print nothing on stderr but errors.")
+@click.option("--archive", is_flag=True,
+              help="Then store the published chapters in LANraragi (the manifest's lanraragi: section, or "
+                   "MDUPLOAD_LANRARAGI_URL; the key from MDUPLOAD_LANRARAGI_KEY).")
+@click.option("--archive-to", metavar="URL", help="The LANraragi server for --archive.")
 @_host_options
 @_ledger_option
 @_json_flag
 def upload(manifest, chapters, accept_terms, stale_after, abandon_open, force_new, concurrency, deep, fix,
-           dry_run, quiet, api_url, auth_url, dev, ledger_path, as_json):
+           dry_run, quiet, archive, archive_to, api_url, auth_url, dev, ledger_path, as_json):
     """Check, then publish the manifest's chapters to MangaDex."""
-    from .publish import upload_manifest
     from .upload import DEFAULT_CONCURRENCY, UploadOptions
 
     loaded = load_manifest(manifest)
@@ -183,11 +197,37 @@ def upload(manifest, chapters, accept_terms, stale_after, abandon_open, force_ne
     reporter = Reporter(quiet=quiet)
     options = UploadOptions(stale_after=timedelta(minutes=stale_after), abandon_open=abandon_open,
                             force_new=force_new, concurrency=concurrency or DEFAULT_CONCURRENCY)
+    archive_target = None
+    if archive and not dry_run:  # a missing server or a bad category stops the command before any upload
+        from .archive import resolve_target
+
+        archive_target = resolve_target(loaded, archive_to)
+    document = publish_and_report(loaded, specs, reporter=reporter, options=options,
+                                  connect=lambda: _client(api_url, auth_url, dev), ledger_path=ledger_path,
+                                  api_url=_api_url(api_url, dev), accept_terms=accept_terms, deep=deep, fix=fix,
+                                  dry_run=dry_run, archive_target=archive_target)
+    if as_json:
+        print_json(document)
+    sys.exit(EXIT_OK if document["ok"] else EXIT_FAILED)
+
+
+def publish_and_report(loaded, specs, *, reporter: Reporter, options, connect, ledger_path, api_url,
+                       accept_terms=False, deep=False, fix=False, dry_run=False, archive_target=None) -> dict:
+    """`upload` without the exit: check and publish (then archive, with a target), tell people and GitHub,
+    return the JSON document (`watch` publishes each item through this too)."""
+    from .publish import upload_manifest
+
+    ledger = None if dry_run else _open_ledger(ledger_path)
+    archived = None
     with tempfile.TemporaryDirectory(prefix="mdupload-") as workdir:
-        outcome = upload_manifest(loaded, specs, Path(workdir), connect=lambda: _client(api_url, auth_url, dev),
-                                  ledger=None if dry_run else _open_ledger(ledger_path), reporter=reporter,
+        outcome = upload_manifest(loaded, specs, Path(workdir), connect=connect, ledger=ledger, reporter=reporter,
                                   options=options, accept_terms=accept_terms, deep=deep, fix=fix,
                                   dry_run=dry_run)
+        if archive_target is not None and outcome.checks_passed:  # while --fix's repaired pages still exist
+            from .archive import archive_after_upload
+
+            archived = archive_after_upload(loaded, outcome.results, ledger, reporter, api_url=api_url,
+                                            target=archive_target)
     if not outcome.checks_passed:
         for report in outcome.reports:
             if not report.ok:
@@ -195,17 +235,31 @@ def upload(manifest, chapters, accept_terms, stale_after, abandon_open, force_ne
         bad = sum(1 for r in outcome.reports if not r.ok)
         reporter.error(f"{bad} chapter(s) cannot be uploaded as they are; nothing was uploaded. Fix them, "
                        "or name only the good ones with --chapter.")
-        if as_json:
-            print_json({"ok": False, "error": "checks failed", "chapters": [_unchecked_json(r) for r in outcome.reports]})
-        sys.exit(EXIT_FAILED)
+        annotate_reports(outcome.reports, loaded)
+        write_step_summary("mdupload upload: checks failed, nothing uploaded", [_check_row(r) for r in outcome.reports])
+        return {"ok": False, "error": "checks failed", "chapters": [_unchecked_json(r) for r in outcome.reports]}
+    for report in outcome.reports:
+        for fixed in report.fixes:
+            if fixed.done:
+                reporter.info(f"{report.spec.label}: fixed {fixed.source.origin}: {'; '.join(fixed.done)}")
     if dry_run:
         _show_dry_run(reporter, outcome.plans)
-        if as_json:
-            print_json({"ok": True, "dry_run": True, "chapters": [_dry_run_json(p) for p in outcome.plans]})
-        sys.exit(EXIT_OK)
-    if as_json:
-        print_json({"ok": outcome.ok, "chapters": [chapter_result_json(r) for r in outcome.results]})
-    sys.exit(EXIT_OK if outcome.ok else EXIT_FAILED)
+        return {"ok": True, "dry_run": True, "chapters": [_dry_run_json(p) for p in outcome.plans]}
+    annotate_results(outcome.results, loaded)
+    write_step_summary("mdupload upload", [
+        {"label": r.plan.label, "status": r.status, "pages": len(r.plan.pages), "chapter_id": r.chapter_id,
+         "error": r.error} for r in outcome.results], api_url=api_url)
+    document = {"ok": outcome.ok and (archived is None or archived.ok),
+                "chapters": [chapter_result_json(r) for r in outcome.results]}
+    if archived is not None:
+        document["archive"] = archived.to_json()
+    return document
+
+
+def _api_url(api_url, dev) -> str:
+    from .mangadex.client import resolve_hosts
+
+    return resolve_hosts(api_url=api_url, auth_url=None, dev=dev).api_url
 
 
 def _unchecked_json(report) -> dict:
@@ -226,6 +280,50 @@ def _dry_run_json(plan) -> dict:
     return {"chapter": plan.draft["chapter"], "volume": plan.draft["volume"], "language": plan.language,
             "status": "dry-run", "chapter_draft": plan.draft,
             "pages": [{"name": p.upload_name, "mime": p.mime, "size": p.size, "sha256": p.sha256} for p in plan.pages]}
+
+
+# --- watch -------------------------------------------------------------------------------------
+
+@main.command()
+@click.argument("inbox", type=click.Path(path_type=Path))
+@click.option("--series", "series_paths", multiple=True, required=True, type=click.Path(path_type=Path),
+              metavar="SERIES.yaml", help="A series file, or a folder of them (repeatable).")
+@click.option("--settle", type=click.FloatRange(min=0), default=30, show_default=True, metavar="SECONDS",
+              help="An item is taken once its sizes and times have not changed for this long.")
+@click.option("--once", is_flag=True, help="Process what is in the inbox now, then exit (for cron and timers).")
+@click.option("--accept-terms", is_flag=True, help="Accept MangaDex's upload terms (or MDUPLOAD_ACCEPT_TERMS=1).")
+@click.option("--stale-after", type=click.FloatRange(min=0), default=10, show_default=True, metavar="MIN",
+              help="An open session untouched this many minutes is abandoned.")
+@click.option("--concurrency", type=click.IntRange(1, 8), default=None, metavar="N",
+              help="Batches in flight at once within a session.")
+@_host_options
+@_ledger_option
+def watch(inbox, series_paths, settle, once, accept_terms, stale_after, concurrency, api_url, auth_url, dev,
+          ledger_path):
+    """Publish every chapter that appears in INBOX (a folder, .zip or .cbz), once it is complete.
+
+    Published items move to INBOX/done/ with a JSON receipt, failed ones to INBOX/failed/ with a
+    .error.txt saying what to fix. Runs until SIGINT/SIGTERM (the chapter in flight is finished first).
+    """
+    from .upload import DEFAULT_CONCURRENCY, UploadOptions
+    from .watch import run_watch
+
+    reporter = Reporter(quiet=False, force_plain=True)  # a log, not a terminal show
+    options = UploadOptions(stale_after=timedelta(minutes=stale_after),
+                            concurrency=concurrency or DEFAULT_CONCURRENCY)
+    clients = []  # one client (one token) for the watcher's whole life
+
+    def connect():
+        if not clients:
+            clients.append(_client(api_url, auth_url, dev))
+        return clients[0]
+
+    def publish(manifest) -> dict:
+        return publish_and_report(manifest, list(manifest.chapters), reporter=reporter, options=options,
+                                  connect=connect, ledger_path=ledger_path, api_url=_api_url(api_url, dev),
+                                  accept_terms=accept_terms)
+
+    sys.exit(run_watch(inbox, series_paths, publish=publish, settle=settle, once=once))
 
 
 # --- sessions ----------------------------------------------------------------------------------
@@ -265,9 +363,15 @@ def sessions(abandon, api_url, auth_url, dev, as_json):
 @_ledger_option
 @_json_flag
 def status(manifest, chapters, ledger_path, as_json):
-    """Show what the ledger knows of each chapter of the manifest."""
+    """Show what the ledger knows of each chapter of the manifest.
+
+    Each chapter is not started, in progress (its state, pages uploaded / total, its session, and
+    whether an upload is running now or was interrupted), committed (the chapter id and when) or
+    failed (why). Nothing is asked of MangaDex.
+    """
     loaded = load_manifest(manifest)
     ledger = _open_ledger(ledger_path)
+    running = ledger.writer_running()
     rows = []
     for spec in loaded.select(chapters):
         key = loaded.chapter_key(spec)
@@ -277,28 +381,46 @@ def status(manifest, chapters, ledger_path, as_json):
                "state": "not started", "chapter_id": None, "session_id": None, "committed_at": None,
                "pages_uploaded": sum(1 for p in pages if p.file_id), "pages": len(pages), "error": None}
         if record is not None:
-            row.update(state=_status_of(record), chapter_id=record.chapter_id, session_id=record.session_id,
-                       committed_at=record.committed_at, error=record.error, last_state=record.state,
+            last = _last_state(record, ledger.transitions(key))
+            state = _status_of(record, last)
+            row.update(state=state, chapter_id=record.chapter_id if state == "committed" else None,
+                       session_id=record.session_id, committed_at=record.committed_at if state == "committed" else None,
+                       error=record.error if state == "failed" else None, last_state=last,
                        archive_id=record.archive_id)
+            if state == "in progress":
+                row["running"] = running
         rows.append(row)
         line = f"{spec.label}: {row['state']}"
+        kept = (f"{row['pages_uploaded']}/{row['pages']} pages uploaded, session {row['session_id']}"
+                if row["session_id"] else f"{row['pages']} pages")
         if row["state"] == "committed":
-            line += f" as chapter {row['chapter_id']} at {row['committed_at']}"
+            how = "uploaded" if row["last_state"] == "COMMITTED" else "recorded"
+            line += f" as chapter {row['chapter_id']} ({how} {row['committed_at']})"
         elif row["state"] == "in progress":
-            line += f" ({record.state.lower()}, {row['pages_uploaded']}/{row['pages']} pages, session {row['session_id']})"
+            line += (f" ({row['last_state'].lower()}, {kept}; "
+                     + ("an upload is running now)" if running else
+                        "interrupted: run `mdupload upload` again to resume)"))
         elif row["state"] == "failed":
-            line += f": {row['error']}"
+            line += f": {row['error']}" + (f" ({kept}; run `mdupload upload` again to resume)"
+                                           if row["session_id"] else "")
         click.echo(line, err=True)
     if as_json:
         print_json({"ok": True, "chapters": rows})
 
 
-def _status_of(record) -> str:
-    if record.chapter_id and record.state in ("COMMITTED", "SKIPPED"):
-        return "committed"
-    if record.state == "FAILED":
+def _last_state(record, transitions) -> str:
+    """The chapter's last state that says something: a rerun killed while it was still checking or looking
+    for a session (CHECKED, FINDING_SESSION) hides nothing of what the run before it did."""
+    telling = [state for state, _at, _session, _detail in transitions if state not in ("CHECKED", "FINDING_SESSION")]
+    return telling[-1] if telling else record.state
+
+
+def _status_of(record, last: str) -> str:
+    if last in ("COMMITTED", "SKIPPED"):
+        return "committed" if record.chapter_id else "not started"
+    if last == "FAILED":
         return "failed"
-    if record.state == "SKIPPED":
+    if last in ("CHECKED", "FINDING_SESSION"):
         return "not started"
     return "in progress"
 
@@ -307,6 +429,14 @@ def _register_sandbox() -> None:
     from .sandbox.cli import sandbox_command
 
     main.add_command(sandbox_command, name="sandbox")
+    from .accounts import login_command, logout_command, whoami_command
+
+    main.add_command(login_command, name="login")
+    main.add_command(logout_command, name="logout")
+    main.add_command(whoami_command, name="whoami")
+    from .readback_cli import register as register_readback
+
+    register_readback(main)  # verify, pull, archive
 
 
 _register_sandbox()

@@ -8,6 +8,7 @@ wait; a refused refresh falls back to the password grant when the password is kn
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -29,8 +30,13 @@ CLIENT_HINT = ("Create a personal API client on mangadex.org (Settings > API Cli
                "MDUPLOAD_CLIENT_ID and MDUPLOAD_CLIENT_SECRET to its id and secret.")
 LOGIN_AGAIN = "Run `mdupload login` again."
 
+# on_refresh_token(refresh_token, expires_at): a new refresh token came (expires_at: UNIX time, None: never)
+OnRefreshToken = Callable[[str, "float | None"], None]
+
 # post_form(url, form) -> (HTTP status, parsed JSON answer or None); network failures raise ApiError.
 PostForm = Callable[[str, dict], tuple[int, "dict | None"]]
+
+log = logging.getLogger("mdupload.auth")
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,12 @@ class Credentials:
                             hint=CLIENT_HINT if any("CLIENT" in name for name in missing) else None)
         return cls(**values)
 
+    @staticmethod
+    def in_env(environ=None) -> bool:
+        """Whether any MDUPLOAD_* credential variable is set: then the environment alone is used."""
+        environ = os.environ if environ is None else environ
+        return any(environ.get(var, "").strip() for var in ENV_VARS.values())
+
     @classmethod
     def from_refresh_token(cls, client_id: str, client_secret: str, refresh_token: str,
                            username: str | None = None) -> Credentials:
@@ -67,12 +79,20 @@ class Credentials:
 
 
 class TokenManager:
-    """Hands out a valid access token to any thread; one refresh in flight at a time."""
+    """Hands out a valid access token to any thread; one refresh in flight at a time.
+
+    `on_refresh_token` is told every new refresh token (MangaDex rotates them), so that a stored
+    sign-in can be kept current; `login_hint` is the advice given when a sign-in without a password
+    is refused (it names the `mdupload login` command for the environment in use).
+    """
 
     def __init__(self, credentials: Credentials, token_url: str, post_form: PostForm, *,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, on_refresh_token: OnRefreshToken | None = None,
+                 login_hint: str = LOGIN_AGAIN):
         self.credentials = credentials
         self.token_url = token_url
+        self.on_refresh_token = on_refresh_token
+        self.login_hint = login_hint
         self._post_form = post_form
         self._clock = clock
         self._lock = threading.Lock()
@@ -114,15 +134,17 @@ class TokenManager:
             if refused is None:
                 return
         if not self.credentials.password:
+            who = f" of {self.credentials.username}" if self.credentials.username else ""
             why = f" ({refused})" if refused else ""
-            raise AuthError(f"MangaDex no longer accepts the stored sign-in{why}.", hint=LOGIN_AGAIN)
+            raise AuthError(f"MangaDex no longer accepts the stored sign-in{who}: the refresh token has expired "
+                            f"or was revoked{why}.", hint=self.login_hint)
         refused_password = self._grant({"grant_type": "password", "username": self.credentials.username,
                                          "password": self.credentials.password})
         if refused_password is None:
             return
         if refused:
             raise AuthError(f"MangaDex refused both the refresh token ({refused}) and the password "
-                            f"({refused_password}) of {self.credentials.username}.", hint=LOGIN_AGAIN)
+                            f"({refused_password}) of {self.credentials.username}.", hint=self.login_hint)
         raise AuthError(f"MangaDex refused to sign in as {self.credentials.username}: {refused_password}.",
                         hint="Check MDUPLOAD_USERNAME and MDUPLOAD_PASSWORD, and that MDUPLOAD_CLIENT_ID and "
                              "MDUPLOAD_CLIENT_SECRET are your own personal API client's.")
@@ -151,7 +173,16 @@ class TokenManager:
             refresh_lifetime = _seconds(answer.get("refresh_expires_in"), default=0)
             # 0 means the refresh token does not expire (an offline token)
             self._refresh_until = asked_at + refresh_lifetime - 1 if refresh_lifetime else float("inf")
+            if self.on_refresh_token is not None:
+                self._tell(refresh, asked_at + refresh_lifetime if refresh_lifetime else None)
         return None
+
+    def _tell(self, refresh: str, expires_at: float | None) -> None:
+        """Pass a new refresh token on; a failure to keep it must not fail the sign-in itself."""
+        try:
+            self.on_refresh_token(refresh, expires_at)
+        except Exception as exc:  # noqa: BLE001 - a store that cannot be written is reported, not fatal
+            log.warning("could not keep the new refresh token: %s", exc)
 
 
 def _seconds(value, *, default: float) -> float:

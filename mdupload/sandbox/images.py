@@ -28,11 +28,14 @@ def sniff(path: Path, size: int) -> Sniffed:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as image:
                 kind, (width, height) = image.format, image.size
+                image.verify()  # MangaDex processes every page: data that fails its checksums is refused
     except Image.DecompressionBombError:
         # Pillow refuses to open anything this large, and each of its sides is well past the limit.
         return Sniffed(None, f"the image is larger than {rules.MAX_SIDE_PX:,} px on a side")
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+    except UnidentifiedImageError:
         return Sniffed(None, "the file is not an image MangaDex accepts (JPEG, PNG or GIF)")
+    except (OSError, SyntaxError, ValueError):
+        return Sniffed(None, "the image data is corrupt and cannot be processed")
     if kind not in rules.ACCEPTED_FORMATS:
         return Sniffed(None, f"the file is {kind}; MangaDex accepts JPEG, PNG and GIF only")
     if max(width, height) > rules.MAX_SIDE_PX:

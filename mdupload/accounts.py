@@ -1,0 +1,674 @@
+"""Signing in once (`mdupload login`, `logout`, `whoami`), and where every command's credentials come from.
+
+`mdupload login` signs in with the password grant and keeps only what signing in again without the
+password needs: the personal client's id and secret and the refresh token. They go to
+
+- the system keyring (`keyring`: macOS Keychain, Windows Credential Locker, Secret Service or
+  KWallet) when a usable one exists: service `mdupload`, one item per value;
+- otherwise `accounts.json` in the config folder, readable by the user alone (mode 0600). A wider
+  mode, another owner or a symbolic link in its place is refused, never repaired silently.
+
+`accounts.json` (same rules) always lists the stored accounts: API URL, token URL, username, where
+the secrets are, when the account signed in and when its refresh token expires. Accounts are keyed
+by API URL and username, so production, dev and any sandbox live side by side.
+
+Every command finds its credentials the same way (`resolve`):
+1. the environment, when any of MDUPLOAD_USERNAME, _PASSWORD, _CLIENT_ID or _CLIENT_SECRET is set
+   (CI): those four, never a stored account;
+2. the account stored for the API in use: `--account` or MDUPLOAD_ACCOUNT names one, else the one
+   that signed in last.
+MangaDex rotates refresh tokens; each new one is written back, so a stored sign-in that is used
+stays valid. One that expired or was revoked stops with "run mdupload login again" (exit 3).
+
+Settings: MDUPLOAD_CONFIG_DIR (the config folder), MDUPLOAD_KEYRING=0 (never use the keyring) and
+keyring's own PYTHON_KEYRING_BACKEND.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+import secrets
+import stat
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+import platformdirs
+
+from .errors import AuthError, UsageError
+from .mangadex.auth import ENV_VARS, Credentials
+from .mangadex.client import (
+    DEV_API,
+    DEV_AUTH,
+    PRODUCTION_API,
+    PRODUCTION_AUTH,
+    Hosts,
+    resolve_hosts,
+)
+from .output import print_json
+from .redact import redact
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; concurrent logins there may lose one update
+    fcntl = None
+
+log = logging.getLogger("mdupload.accounts")
+
+INDEX_NAME = "accounts.json"
+LOCK_NAME = "accounts.lock"
+FORMAT = 1
+MAX_INDEX_BYTES = 1024 * 1024
+KEYRING_SERVICE = "mdupload"
+SECRET_FIELDS = ("client_id", "client_secret", "refresh_token")
+ACCOUNT_ENV = "MDUPLOAD_ACCOUNT"
+CONFIG_ENV = "MDUPLOAD_CONFIG_DIR"
+KEYRING_ENV = "MDUPLOAD_KEYRING"
+_OFF = ("0", "no", "false", "off")
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+def config_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """MDUPLOAD_CONFIG_DIR, else the platform's config folder for mdupload."""
+    environ = os.environ if environ is None else environ
+    configured = environ.get(CONFIG_ENV, "").strip()
+    if configured:
+        return Path(configured).expanduser()
+    return Path(platformdirs.user_config_dir("mdupload", appauthor=False))
+
+
+# --- the stored accounts ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class StoredAccount:
+    api_url: str
+    auth_url: str
+    username: str
+    store: str  # "keyring" or "file": where the client id, client secret and refresh token are
+    logged_in_at: float
+    refresh_expires_at: float | None = None  # as MangaDex said at the last refresh; None: never
+    keyring_backend: str | None = None  # the keyring's name, for whoami
+    secrets: dict | None = field(default=None, repr=False)  # the values themselves, "file" only
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.api_url, self.username
+
+
+class AccountStore:
+    """accounts.json in `folder`, and the keyring (`keyring` is a keyring backend, or None for none)."""
+
+    def __init__(self, folder: Path, keyring=None):
+        self.folder = Path(folder)
+        self.path = self.folder / INDEX_NAME
+        self.keyring = keyring
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> AccountStore:
+        environ = os.environ if environ is None else environ
+        use_keyring = environ.get(KEYRING_ENV, "").strip().lower() not in _OFF
+        return cls(config_dir(environ), _LazyKeyring() if use_keyring else None)
+
+    # --- reading --------------------------------------------------------------------------------
+
+    def accounts(self) -> list[StoredAccount]:
+        """Every stored account, the one that signed in last first."""
+        return sorted(self._read(), key=lambda a: a.logged_in_at, reverse=True)
+
+    def for_api(self, api_url: str) -> list[StoredAccount]:
+        return [a for a in self.accounts() if a.api_url == api_url]
+
+    def select(self, api_url: str, name: str | None = None) -> StoredAccount | None:
+        """The account `name` of this API (an error when it is not stored), else the last signed in."""
+        candidates = self.for_api(api_url)
+        if name is None:
+            return candidates[0] if candidates else None
+        for account in candidates:
+            if account.username == name:
+                return account
+        stored = ", ".join(a.username for a in candidates) or "none"
+        raise AuthError(f"No account {name!r} is stored for {api_url} (stored there: {stored}).",
+                        hint=f"Run `{login_line(api_url, None, username=name)}`, or pick a stored one with "
+                             f"--account or {ACCOUNT_ENV}.")
+
+    def secrets_of(self, account: StoredAccount) -> tuple[str, str, str]:
+        """(client id, client secret, refresh token) of a stored account."""
+        again = f"Run `{login_line(account.api_url, account.auth_url, username=account.username)}` again."
+        if account.store == "file":
+            values = account.secrets or {}
+        else:
+            backend = self._keyring(required_for=account)
+            try:
+                values = {name: backend.get_password(KEYRING_SERVICE, _keyring_key(account, name))
+                          for name in SECRET_FIELDS}
+            except Exception as exc:  # noqa: BLE001 - every keyring backend raises its own errors
+                raise AuthError(f"The system keyring refused to hand out the credentials of {account.username} "
+                                f"for {account.api_url}: {redact(str(exc)) or type(exc).__name__}.",
+                                hint="Unlock the keyring, or " + again[0].lower() + again[1:]) from None
+        missing = [name for name in SECRET_FIELDS if not isinstance(values.get(name), str) or not values[name]]
+        if missing:
+            where = "the system keyring" if account.store == "keyring" else str(self.path)
+            raise AuthError(f"The stored credentials of {account.username} for {account.api_url} are incomplete: "
+                            f"{', '.join(missing)} missing from {where}.", hint=again)
+        return values["client_id"], values["client_secret"], values["refresh_token"]
+
+    def describe(self, account: StoredAccount) -> str:
+        if account.store == "keyring":
+            return f"the system keyring ({account.keyring_backend})" if account.keyring_backend else "the system keyring"
+        return f"{self.path} (readable by you alone)"
+
+    # --- writing --------------------------------------------------------------------------------
+
+    def save_login(self, *, api_url: str, auth_url: str, username: str, client_id: str, client_secret: str,
+                   refresh_token: str, refresh_expires_at: float | None) -> tuple[StoredAccount, str | None]:
+        """Store a fresh sign-in (replacing the same account's); the account, and why the keyring was not used."""
+        values = {"client_id": client_id, "client_secret": client_secret, "refresh_token": refresh_token}
+        with self._locked():
+            accounts = self._read()
+            old = next((a for a in accounts if a.key == (api_url, username)), None)
+            account = StoredAccount(api_url, auth_url, username, "file", datetime.now(UTC).timestamp(),
+                                    refresh_expires_at)
+            backend, why_not = self._usable_keyring()
+            if backend is not None:
+                try:
+                    for name, value in values.items():
+                        backend.set_password(KEYRING_SERVICE, _keyring_key(account, name), value)
+                    account = replace(account, store="keyring", keyring_backend=_backend_name(backend))
+                except Exception as exc:  # noqa: BLE001
+                    why_not = f"the system keyring refused it ({redact(str(exc)) or type(exc).__name__})"
+                    self._forget_keyring_items(backend, account)
+            if account.store == "file":
+                account = replace(account, secrets=values)
+            self._write([a for a in accounts if a.key != account.key] + [account])
+        if old is not None and old.store == "keyring" and account.store != "keyring":
+            self._forget_keyring_items(self._keyring_or_none(), old)
+        return account, why_not
+
+    def keep_refresh_token(self, account: StoredAccount, token: str, expires_at: float | None) -> None:
+        """A refresh made a new refresh token: keep it instead of the old one (nothing if logged out since)."""
+        with self._locked():
+            accounts = self._read()
+            current = next((a for a in accounts if a.key == account.key), None)
+            if current is None:
+                return
+            if current.store == "keyring":
+                backend = self._keyring(required_for=current)
+                backend.set_password(KEYRING_SERVICE, _keyring_key(current, "refresh_token"), token)
+                updated = replace(current, refresh_expires_at=expires_at)
+            else:
+                updated = replace(current, refresh_expires_at=expires_at,
+                                  secrets={**(current.secrets or {}), "refresh_token": token})
+            self._write([updated if a.key == account.key else a for a in accounts])
+
+    def remove(self, account: StoredAccount) -> None:
+        with self._locked():
+            self._write([a for a in self._read() if a.key != account.key])
+        if account.store == "keyring":
+            self._forget_keyring_items(self._keyring_or_none(), account)
+
+    # --- the keyring ----------------------------------------------------------------------------
+
+    def _usable_keyring(self):
+        """(backend, None), or (None, why the keyring is not used)."""
+        if self.keyring is None:
+            return None, f"{KEYRING_ENV}=0 turns the system keyring off"
+        backend = self.keyring.backend() if isinstance(self.keyring, _LazyKeyring) else self.keyring
+        if backend is None:
+            return None, "no usable system keyring was found"
+        return backend, None
+
+    def _keyring(self, *, required_for: StoredAccount):
+        backend, why_not = self._usable_keyring()
+        if backend is None:
+            raise AuthError(f"The credentials of {required_for.username} for {required_for.api_url} are in the "
+                            f"system keyring, which cannot be used now: {why_not}.",
+                            hint=f"Run `{login_line(required_for.api_url, required_for.auth_url)}` again, or "
+                                 "set the MDUPLOAD_* credentials in the environment.")
+        return backend
+
+    def _keyring_or_none(self):
+        return self._usable_keyring()[0]
+
+    @staticmethod
+    def _forget_keyring_items(backend, account: StoredAccount) -> None:
+        if backend is None:
+            return
+        for name in SECRET_FIELDS:
+            try:
+                backend.delete_password(KEYRING_SERVICE, _keyring_key(account, name))
+            except Exception:  # noqa: BLE001, S110 - already gone, or a keyring that cannot delete
+                pass
+
+    # --- the file -------------------------------------------------------------------------------
+
+    def _read(self) -> list[StoredAccount]:
+        try:
+            fd = os.open(self.path, os.O_RDONLY | _O_NOFOLLOW)
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise self._unsafe("is a symbolic link") from None
+            raise AuthError(f"{self.path} cannot be read ({exc.strerror or exc}).",
+                            hint=f"Check the folder's permissions, or point {CONFIG_ENV} elsewhere.") from None
+        with os.fdopen(fd, "rb") as file:
+            self._check_private(os.fstat(file.fileno()))
+            raw = file.read(MAX_INDEX_BYTES + 1)
+        if len(raw) > MAX_INDEX_BYTES:
+            raise self._corrupt("it is far too large")
+        try:
+            document = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            raise self._corrupt("it is not JSON") from None
+        if not isinstance(document, dict) or document.get("format") != FORMAT or not isinstance(
+                document.get("accounts"), list):
+            raise self._corrupt(f"it is not an accounts file of this version (format {FORMAT})")
+        return [self._parse(entry) for entry in document["accounts"]]
+
+    def _parse(self, entry) -> StoredAccount:
+        try:
+            account = StoredAccount(**entry)
+        except TypeError:
+            raise self._corrupt("an entry has unexpected fields") from None
+        texts = (account.api_url, account.auth_url, account.username)
+        if (not all(isinstance(t, str) and t for t in texts) or account.store not in ("keyring", "file")
+                or not isinstance(account.logged_in_at, (int, float))
+                or not (account.refresh_expires_at is None or isinstance(account.refresh_expires_at, (int, float)))
+                or (account.store == "file") != isinstance(account.secrets, dict)):
+            raise self._corrupt(f"the entry of {account.username!r} is malformed")
+        return account
+
+    def _check_private(self, info: os.stat_result) -> None:
+        if not stat.S_ISREG(info.st_mode):
+            raise self._unsafe("is not a regular file")
+        if os.name != "posix":
+            return  # Windows: the file inherits the user profile's access rules
+        if info.st_uid != os.geteuid():
+            raise self._unsafe(f"belongs to another user (uid {info.st_uid})")
+        if info.st_mode & 0o077:
+            mode = stat.S_IMODE(info.st_mode)
+            raise AuthError(
+                f"{self.path} can be read or changed by other users (mode {mode:04o}); mdupload keeps credentials "
+                "only in a file readable by you alone, so it refuses to use it.",
+                hint=f"Run `chmod 600 {self.path}`. If others may have read it, create a new client secret on "
+                     "mangadex.org (Settings > API Clients) and run `mdupload login` again.")
+
+    def _unsafe(self, what: str) -> AuthError:
+        return AuthError(f"{self.path} {what}; mdupload keeps credentials only in a regular file of your own "
+                         "(mode 0600), so it refuses to use it.",
+                         hint=f"Remove it and run `mdupload login` again, or point {CONFIG_ENV} at another folder.")
+
+    def _corrupt(self, why: str) -> AuthError:
+        return AuthError(f"{self.path} cannot be used: {why}.",
+                         hint="Remove it (run `mdupload logout --all`, or delete the file) and run `mdupload login` "
+                              "again.")
+
+    def _write(self, accounts: list[StoredAccount]) -> None:
+        document = {"format": FORMAT, "accounts": [asdict(a) for a in accounts]}
+        data = (json.dumps(document, indent=2) + "\n").encode("utf-8")
+        temporary = self.folder / f".{INDEX_NAME}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+        try:
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW, 0o600)
+            try:
+                with os.fdopen(fd, "wb") as file:
+                    file.write(data)
+                    file.flush()
+                    os.fsync(file.fileno())
+                os.replace(temporary, self.path)
+            except BaseException:
+                temporary.unlink(missing_ok=True)
+                raise
+        except OSError as exc:
+            raise AuthError(f"Cannot write {self.path} ({exc.strerror or exc}).",
+                            hint=f"Check the folder's permissions, or point {CONFIG_ENV} at a folder you may "
+                                 "write.") from None
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Hold the store's lock (one writer at a time, across processes)."""
+        try:
+            self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(self.folder / LOCK_NAME, os.O_RDWR | os.O_CREAT | _O_NOFOLLOW, 0o600)
+        except OSError as exc:
+            raise AuthError(f"Cannot use the config folder {self.folder} ({exc.strerror or exc}).",
+                            hint=f"Check its permissions, or point {CONFIG_ENV} at a folder you may write.") from None
+        try:
+            if fcntl is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+
+class _LazyKeyring:
+    """The system keyring, looked for only when first needed (the lookup may talk to D-Bus)."""
+
+    def backend(self):
+        try:
+            import keyring
+            from keyring.backends import fail
+
+            backend = keyring.get_keyring()
+        except Exception:  # noqa: BLE001 - a broken keyring setup means: no keyring
+            return None
+        # Priority below 1: the fail backend, or a plaintext file of keyrings.alt (no better than ours).
+        if isinstance(backend, fail.Keyring) or getattr(backend, "priority", 0) < 1:
+            return None
+        return backend
+
+
+def _keyring_key(account: StoredAccount, name: str) -> str:
+    return f"{account.api_url} {account.username} {name}"
+
+
+def _backend_name(backend) -> str:
+    return getattr(backend, "name", None) or type(backend).__name__
+
+
+# --- where a command's credentials come from ------------------------------------------------------
+
+@dataclass
+class Resolved:
+    hosts: Hosts
+    credentials: Credentials
+    source: str  # "environment", "keyring" or "file"
+    account: StoredAccount | None = None
+    store: AccountStore | None = None
+    login_hint: str = ""
+
+
+def login_line(api_url: str, auth_url: str | None, *, username: str | None = None) -> str:
+    """The `mdupload login` command line that signs in to this API again."""
+    if api_url == PRODUCTION_API and auth_url in (None, PRODUCTION_AUTH):
+        command = "mdupload login"
+    elif api_url == DEV_API and auth_url in (None, DEV_AUTH):
+        command = "mdupload login --dev"
+    else:
+        command = f"mdupload login --api-url {api_url}" + (f" --auth-url {auth_url}" if auth_url else "")
+    return command + (f" --username {username}" if username else "")
+
+
+def resolve(api_url: str | None = None, auth_url: str | None = None, dev: bool = False, *,
+            account: str | None = None, environ: Mapping[str, str] | None = None,
+            store: AccountStore | None = None) -> Resolved:
+    """The hosts and credentials a command uses: the environment's, else the stored account's."""
+    environ = os.environ if environ is None else environ
+    hosts = resolve_hosts(api_url=api_url, auth_url=auth_url, dev=dev, environ=environ)
+    if Credentials.in_env(environ):
+        set_vars = [var for var in ENV_VARS.values() if environ.get(var, "").strip()]
+        missing = [var for var in ENV_VARS.values() if var not in set_vars]
+        if missing:
+            raise AuthError(f"Only some MangaDex credentials are set in the environment ({', '.join(set_vars)}); "
+                            f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing.",
+                            hint="The environment always wins over accounts stored by `mdupload login`: set all "
+                                 "four variables, or unset them all to use the stored account.")
+        return Resolved(hosts, Credentials.from_env(environ), "environment",
+                        login_hint="Check MDUPLOAD_USERNAME, MDUPLOAD_PASSWORD, MDUPLOAD_CLIENT_ID and "
+                                   "MDUPLOAD_CLIENT_SECRET.")
+    store = store or AccountStore.from_env(environ)
+    name = account or environ.get(ACCOUNT_ENV, "").strip() or None
+    stored = store.select(hosts.api_url, name)
+    if stored is None:
+        raise AuthError(f"Not signed in to {hosts.api_url}: no MDUPLOAD_* credentials are set and no account is "
+                        "stored for this API.",
+                        hint=f"Run `{login_line(hosts.api_url, _explicit_auth(auth_url, environ))}` once, or set "
+                             "MDUPLOAD_USERNAME, MDUPLOAD_PASSWORD, MDUPLOAD_CLIENT_ID and MDUPLOAD_CLIENT_SECRET.")
+    if stored.auth_url != hosts.auth_url:
+        if _explicit_auth(auth_url, environ) or dev:
+            raise AuthError(f"The account {stored.username} stored for {hosts.api_url} signs in at {stored.auth_url}, "
+                            f"but this command was told to use {hosts.auth_url}; its tokens go to the token URL "
+                            "that issued them only.",
+                            hint=f"Drop --auth-url / MDUPLOAD_AUTH_URL, or run "
+                                 f"`{login_line(hosts.api_url, hosts.auth_url)}` to sign in there.")
+        hosts = Hosts(hosts.api_url, stored.auth_url)
+    client_id, client_secret, refresh_token = store.secrets_of(stored)
+    credentials = Credentials.from_refresh_token(client_id, client_secret, refresh_token, username=stored.username)
+    several = len(store.for_api(hosts.api_url)) > 1
+    hint = f"Run `{login_line(hosts.api_url, stored.auth_url, username=stored.username if several else None)}` again."
+    return Resolved(hosts, credentials, stored.store, stored, store, hint)
+
+
+def _explicit_auth(auth_url: str | None, environ: Mapping[str, str]) -> str | None:
+    return auth_url or environ.get("MDUPLOAD_AUTH_URL") or None
+
+
+def client_for(api_url: str | None = None, auth_url: str | None = None, dev: bool = False, *,
+               account: str | None = None, environ: Mapping[str, str] | None = None, **client_options):
+    """A MangaDexClient signed in as `resolve` says; a stored account's rotated refresh tokens are kept."""
+    from .mangadex.client import MangaDexClient
+
+    resolved = resolve(api_url, auth_url, dev, account=account, environ=environ)
+    client = MangaDexClient(api_url=resolved.hosts.api_url, auth_url=resolved.hosts.auth_url,
+                            credentials=resolved.credentials, **client_options)
+    client.tokens.login_hint = resolved.login_hint
+    if resolved.account is not None:
+        store, stored = resolved.store, resolved.account
+        client.tokens.on_refresh_token = lambda token, expires_at: store.keep_refresh_token(stored, token, expires_at)
+    return client
+
+
+# --- the commands ------------------------------------------------------------------------------
+
+def _interactive(environ: Mapping[str, str]) -> bool:
+    """Prompting is allowed: stdin is a terminal and CI is not set."""
+    ci = environ.get("CI", "").strip().lower()
+    try:
+        terminal = sys.stdin is not None and sys.stdin.isatty()
+    except (AttributeError, ValueError):
+        terminal = False
+    return terminal and ci in ("", *_OFF)
+
+
+def _gather(username: str | None, environ: Mapping[str, str]) -> dict[str, str]:
+    """Username, password, client id and secret: option, else environment, else asked (in a terminal only)."""
+    values = {key: environ.get(var, "") for key, var in ENV_VARS.items()}
+    values = {key: value if key == "password" else value.strip() for key, value in values.items()}
+    if username:
+        values["username"] = username.strip()
+    missing = [key for key, value in values.items() if not value]
+    if missing and not _interactive(environ):
+        why = "CI is set" if environ.get("CI", "").strip().lower() not in ("", *_OFF) else "stdin is not a terminal"
+        raise AuthError(f"Cannot sign in: {', '.join(ENV_VARS[key] for key in missing)} "
+                        f"{'is' if len(missing) == 1 else 'are'} not set, and mdupload does not prompt here ({why}).",
+                        hint="Set them in the environment, or run `mdupload login` in a terminal. The client id and "
+                             "secret are your personal API client's (mangadex.org: Settings > API Clients).")
+    prompts = {"username": ("MangaDex username", False), "password": ("Password", True),
+               "client_id": ("Personal API client id", False), "client_secret": ("Personal API client secret", True)}
+    for key in missing:
+        text, hidden = prompts[key]
+        value = click.prompt(text, hide_input=hidden, err=True, default="", show_default=False)
+        if key != "password":
+            value = value.strip()
+        if not value:
+            raise AuthError(f"Cannot sign in without the {text.lower()}.")
+        values[key] = value
+    return values
+
+
+# The same options as cli._host_options and cli._json_flag: cli.py imports this module while it is being
+# imported itself, so this module cannot import from it.
+def _host_options(f):
+    f = click.option("--dev", is_flag=True, help="Use api.mangadex.dev and auth.mangadex.dev.")(f)
+    f = click.option("--auth-url", metavar="URL", help="OAuth token URL (env MDUPLOAD_AUTH_URL).")(f)
+    f = click.option("--api-url", metavar="URL", help="MangaDex API base URL (env MDUPLOAD_API_URL).")(f)
+    return f
+
+
+def _json_flag(f):
+    def remember(ctx, _param, value):
+        ctx.meta["mdupload.json"] = value
+        return value
+
+    return click.option("--json", "as_json", is_flag=True, callback=remember, is_eager=True,
+                        help="Write one JSON result document to stdout (people's output stays on stderr).")(f)
+
+
+def _when(timestamp: float | None) -> str | None:
+    if timestamp is None:
+        return None
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+@click.command("login")
+@click.option("--username", metavar="NAME", help="The MangaDex username (else MDUPLOAD_USERNAME, else asked).")
+@_host_options
+@_json_flag
+def login_command(username, api_url, auth_url, dev, as_json):
+    """Sign in once and keep what signing in again needs (never the password).
+
+    Reads MDUPLOAD_USERNAME, MDUPLOAD_PASSWORD, MDUPLOAD_CLIENT_ID and MDUPLOAD_CLIENT_SECRET and asks
+    for what is missing (in a terminal only; never when CI is set). Stores the client id, client secret
+    and refresh token in the system keyring, or else in a file readable by you alone. Signing in again
+    replaces the stored account; every API (production, --dev, a sandbox) keeps its own accounts.
+    """
+    from .mangadex.client import MangaDexClient
+
+    environ = os.environ
+    hosts = resolve_hosts(api_url=api_url, auth_url=auth_url, dev=dev)
+    store = AccountStore.from_env(environ)
+    store.accounts()  # an unsafe or broken store is refused before the password is asked for
+    values = _gather(username, environ)
+    credentials = Credentials(values["username"], values["password"], values["client_id"], values["client_secret"])
+    issued: list[tuple[str, float | None]] = []
+    client = MangaDexClient(api_url=hosts.api_url, auth_url=hosts.auth_url, credentials=credentials)
+    client.tokens.on_refresh_token = lambda token, expires_at: issued.append((token, expires_at))
+    try:
+        client.tokens.login()
+    except AuthError as exc:
+        raise AuthError(exc.message, hint="Check the username and password, and that the client id and secret are "
+                                          "your personal API client's; then run `mdupload login` again.") from None
+    if not issued:
+        raise AuthError(f"{hosts.auth_url} signed {credentials.username} in but gave no refresh token, so there is "
+                        "nothing to store.", hint="Set the MDUPLOAD_* credentials in the environment instead.")
+    check = client.auth_check()
+    if check.get("isAuthenticated") is not True:
+        raise AuthError(f"{hosts.api_url} does not accept the token {hosts.auth_url} issued.",
+                        hint="Check that --api-url and --auth-url (or MDUPLOAD_API_URL and MDUPLOAD_AUTH_URL) belong "
+                             "to the same MangaDex.")
+    refresh_token, expires_at = issued[-1]
+    account, why_not = store.save_login(api_url=hosts.api_url, auth_url=hosts.auth_url, username=credentials.username,
+                                        client_id=credentials.client_id, client_secret=credentials.client_secret,
+                                        refresh_token=refresh_token, refresh_expires_at=expires_at)
+    where = store.describe(account)
+    click.echo(f"signed in as {account.username} at {hosts.api_url}", err=True)
+    click.echo(f"stored the client id, client secret and refresh token in {where}; the password is not stored",
+               err=True)
+    if why_not and account.store == "file":
+        click.echo(f"note: not in the system keyring: {why_not}", err=True)
+    if Credentials.in_env(environ):
+        click.echo("note: MDUPLOAD_* credentials are set in this environment; they win over the stored account "
+                   "for as long as they are set", err=True)
+    if as_json:
+        print_json({"ok": True, **_account_json(store, account, "stored")})
+
+
+@click.command("logout")
+@click.option("--account", "name", metavar="NAME", help=f"Which stored account of this API (else {ACCOUNT_ENV}, "
+                                                         "else the one signed in last).")
+@click.option("--all", "everything", is_flag=True, help="Remove every stored account, for every API.")
+@_host_options
+@_json_flag
+def logout_command(name, everything, api_url, auth_url, dev, as_json):
+    """Remove a stored account: its client id, client secret and refresh token."""
+    store = AccountStore.from_env()
+    if everything:
+        removed = store.accounts()
+    else:
+        hosts = resolve_hosts(api_url=api_url, auth_url=auth_url, dev=dev)
+        name = name or os.environ.get(ACCOUNT_ENV, "").strip() or None
+        try:
+            chosen = store.select(hosts.api_url, name)
+        except AuthError as exc:
+            raise UsageError(exc.message, hint="`mdupload whoami --all` lists the stored accounts.") from None
+        removed = [chosen] if chosen else []
+        if not removed:
+            click.echo(f"no account is stored for {hosts.api_url}: nothing to remove", err=True)
+    for account in removed:
+        store.remove(account)
+        click.echo(f"logged out {account.username} at {account.api_url}: removed its client id, client secret "
+                   f"and refresh token from {store.describe(account)}", err=True)
+    if removed:
+        click.echo("the refresh token stays valid at MangaDex until it expires; to cut off every copy now, "
+                   "create a new secret for your personal API client on mangadex.org", err=True)
+    if Credentials.in_env(os.environ):
+        click.echo("note: MDUPLOAD_* credentials are still set in this environment", err=True)
+    if as_json:
+        print_json({"ok": True, "removed": [{"account": a.username, "api_url": a.api_url, "store": a.store}
+                                            for a in removed]})
+
+
+@click.command("whoami")
+@click.option("--account", "name", metavar="NAME", help=f"Which stored account of this API (else {ACCOUNT_ENV}, "
+                                                         "else the one signed in last).")
+@click.option("--all", "everything", is_flag=True, help="List every stored account, for every API.")
+@click.option("--check", is_flag=True, help="Also sign in, to prove MangaDex still accepts the credentials.")
+@_host_options
+@_json_flag
+def whoami_command(name, everything, check, api_url, auth_url, dev, as_json):
+    """Show which account commands use here, and where its credentials come from."""
+    store = AccountStore.from_env()
+    if everything:
+        accounts = store.accounts()
+        for account in accounts:
+            click.echo(f"{account.username} at {account.api_url} (token URL {account.auth_url}), in "
+                       f"{store.describe(account)}, signed in {_when(account.logged_in_at)}", err=True)
+        if not accounts:
+            click.echo(f"no account is stored (in {store.folder})", err=True)
+        if Credentials.in_env(os.environ):
+            click.echo("MDUPLOAD_* credentials are set in this environment: they win over every stored account",
+                       err=True)
+        if as_json:
+            print_json({"ok": True, "accounts": [_account_json(store, a, "stored") for a in accounts]})
+        return
+    resolved = resolve(api_url, auth_url, dev, account=name)
+    hosts, credentials = resolved.hosts, resolved.credentials
+    click.echo(f"account   {credentials.username}", err=True)
+    click.echo(f"API       {hosts.api_url} (token URL {hosts.auth_url})", err=True)
+    if resolved.account is None:
+        click.echo("from      the environment (MDUPLOAD_USERNAME, MDUPLOAD_PASSWORD, MDUPLOAD_CLIENT_ID, "
+                   "MDUPLOAD_CLIENT_SECRET); stored accounts are not used while these are set", err=True)
+        document = {"account": credentials.username, "api_url": hosts.api_url, "auth_url": hosts.auth_url,
+                    "source": "environment"}
+    else:
+        account = resolved.account
+        click.echo(f"from      {store.describe(account)}, stored by `mdupload login` on {_when(account.logged_in_at)}",
+                   err=True)
+        expiry = _when(account.refresh_expires_at)
+        click.echo(f"refresh   {'valid until about ' + expiry if expiry else 'does not expire'} "
+                   "(as MangaDex said when it was issued)", err=True)
+        others = [a.username for a in store.for_api(hosts.api_url) if a.username != account.username]
+        if others:
+            click.echo(f"also stored for this API: {', '.join(others)} (pick one with --account or {ACCOUNT_ENV})",
+                       err=True)
+        document = _account_json(store, account, account.store)
+    client_id = credentials.client_id
+    click.echo(f"client    {client_id}", err=True)
+    if check:
+        client = client_for(api_url, auth_url, dev, account=name)
+        answer = client.auth_check()
+        if answer.get("isAuthenticated") is not True:
+            raise AuthError(f"{hosts.api_url} does not accept the token.", hint=resolved.login_hint)
+        roles = ", ".join(str(r) for r in answer.get("roles") or []) or "none"
+        click.echo(f"check     MangaDex accepts it (roles: {roles})", err=True)
+        document["checked"] = True
+    if as_json:
+        print_json({"ok": True, **document, "client_id": client_id})
+
+
+def _account_json(store: AccountStore, account: StoredAccount, source: str) -> dict:
+    return {"account": account.username, "api_url": account.api_url, "auth_url": account.auth_url,
+            "source": source, "store": account.store,
+            "path": str(store.path) if account.store == "file" else None,
+            "keyring_backend": account.keyring_backend,
+            "logged_in_at": _iso(account.logged_in_at), "refresh_expires_at": _iso(account.refresh_expires_at)}
+
+
+def _iso(timestamp: float | None) -> str | None:
+    return datetime.fromtimestamp(timestamp, UTC).isoformat() if timestamp is not None else None

@@ -1,0 +1,119 @@
+"""GitHub Actions: problems as workflow annotations, and a summary table of the chapters.
+
+Inside GitHub Actions (`GITHUB_ACTIONS=true`) every problem is also printed as a workflow command
+(`::error file=...,line=...::message`) on stderr, where the runner reads it as well as on stdout, so
+that stdout keeps carrying nothing but the `--json` document. The annotation points at the manifest
+line of a chapter, or at the page file (the archive, for a page inside one). At the end of `validate`
+and `upload` a Markdown table of the chapters is appended to `$GITHUB_STEP_SUMMARY`. Any other CI gets
+the plain log and the JSON document.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable
+from urllib.parse import urlsplit
+
+from .errors import ManifestError, MdUploadError, PageError
+from .pages import display_path
+
+
+def in_github_actions() -> bool:
+    return os.environ.get("GITHUB_ACTIONS") == "true"
+
+
+def _escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(text: str) -> str:
+    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def annotate(level: str, message: str, *, file: str | None = None, line: int | None = None,
+             title: str | None = None) -> None:
+    """Print one workflow annotation (`error` or `warning`) when running in GitHub Actions."""
+    if not in_github_actions():
+        return
+    properties = [f"{name}={_escape_property(str(value))}"
+                  for name, value in (("file", file), ("line", line), ("title", title)) if value is not None]
+    command = f"{level} {','.join(properties)}" if properties else level
+    print(f"::{command}::{_escape_data(message)}", file=sys.stderr, flush=True)
+
+
+def annotate_error(error: MdUploadError) -> None:
+    """The error that stopped a command, pointing at the manifest line or the file it names."""
+    if isinstance(error, ManifestError):
+        annotate("error", str(error), file=_repo_path(error.path), line=error.line, title="mdupload: manifest")
+    elif isinstance(error, PageError):
+        annotate("error", str(error), file=_repo_path(error.path), title="mdupload: pages")
+    else:
+        annotate("error", str(error), title="mdupload")
+
+
+def annotate_reports(reports: Iterable, manifest) -> None:
+    """Every problem the checks found: page problems on the page file, chapter problems on its manifest line."""
+    for report in reports:
+        spec = report.spec
+        for problem in report.problems:
+            annotate(_level(problem), _problem_text(spec.label, None, problem),
+                     file=_repo_path(manifest.path), line=spec.line, title=f"mdupload: {spec.label}")
+        for page in report.pages:
+            for problem in page.problems:
+                annotate(_level(problem), _problem_text(spec.label, page.page.origin, problem),
+                         file=page.page.origin.split("!")[0], title=f"mdupload: {spec.label}")
+
+
+def annotate_results(results: Iterable, manifest) -> None:
+    """A failed upload on the chapter's manifest line."""
+    lines = {manifest.chapter_key(spec): spec.line for spec in manifest.chapters}
+    for result in results:
+        if result.status != "failed":
+            continue
+        pages = "".join(f"\n{origin}: {why}" for origin, why in result.failed_pages.items())
+        annotate("error", f"{result.plan.label}: {result.error}{pages}", file=_repo_path(manifest.path),
+                 line=lines.get(result.plan.key), title=f"mdupload: {result.plan.label} failed")
+
+
+def _level(problem) -> str:
+    return "warning" if problem.severity == "warning" else "error"
+
+
+def _problem_text(label: str, where: str | None, problem) -> str:
+    text = f"{label}: {where + ': ' if where else ''}{problem.message}"
+    return text + (f" ({problem.severity}: {problem.fix})" if problem.fix else "")
+
+
+def _repo_path(path) -> str | None:
+    return display_path(path) if path is not None else None
+
+
+# --- the step summary ------------------------------------------------------------------------------
+
+def chapter_link(api_url: str | None, chapter_id: str | None) -> str:
+    """Where people read the chapter: mangadex.org or mangadex.dev, else the API's own chapter URL."""
+    if not chapter_id:
+        return ""
+    host = urlsplit(api_url or "https://api.mangadex.org").hostname or ""
+    for site in ("mangadex.org", "mangadex.dev"):
+        if host == site or host.endswith("." + site):
+            return f"[{chapter_id}](https://{site}/chapter/{chapter_id})"
+    return f"[{chapter_id}]({(api_url or '').rstrip('/')}/chapter/{chapter_id})"
+
+
+def write_step_summary(title: str, rows: list[dict], api_url: str | None = None) -> None:
+    """Append a Markdown table (chapter, status, pages, link) to $GITHUB_STEP_SUMMARY, if there is one."""
+    target = os.environ.get("GITHUB_STEP_SUMMARY")
+    if not in_github_actions() or not target:
+        return
+    lines = [f"### {title}", "", "| chapter | status | pages | MangaDex | note |", "| --- | --- | --- | --- | --- |"]
+    for row in rows:
+        note = (row.get("error") or "").replace("|", "\\|").replace("\n", " ")
+        lines.append(f"| {row['label']} | {row['status']} | {row['pages']} | "
+                     f"{chapter_link(api_url, row.get('chapter_id'))} | {note} |")
+    try:
+        with open(target, "a", encoding="utf-8") as summary:
+            summary.write("\n".join(lines) + "\n\n")
+    except OSError as exc:
+        print(f"warning: cannot append to $GITHUB_STEP_SUMMARY ({target}): {exc.strerror}", file=sys.stderr)
