@@ -7,6 +7,8 @@ Exit codes are part of the interface:
   3  authentication failed (credentials missing, refused or expired)
 """
 
+from .redact import redact
+
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -23,8 +25,8 @@ class MdUploadError(Exception):
         self.message = message
         self.hint = hint
 
-    def __str__(self) -> str:
-        return f"{self.message} {self.hint}" if self.hint else self.message
+    def __str__(self) -> str:  # every way an error is shown (line, JSON, ledger, log) goes through redact
+        return redact(f"{self.message} {self.hint}" if self.hint else self.message)
 
 
 class UsageError(MdUploadError):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePath
@@ -132,9 +133,11 @@ def _inspect(report: PageReport, data: bytes, deep: bool) -> list[Problem]:
         return [_bomb(f"its header claims more than {MAX_PIXELS // 1_000_000} megapixels")]
     except UnidentifiedImageError:
         return [_unidentified(data, extension)]
-    except Exception as exc:  # Pillow's parsers raise many types on malformed headers
-        if isinstance(exc, ValueError) and "MAX_TEXT" in str(exc):  # Pillow's bound on PNG text chunks
-            return [Problem("bomb", "error", "its metadata (a compressed text chunk) inflates past the safe limit",
+    except Exception as exc:  # noqa: BLE001 - Pillow's parsers raise many types on malformed headers
+        if isinstance(exc, ValueError) and ("MAX_TEXT" in str(exc) or "Decompressed Data Too Large" in str(exc)):
+            # Pillow's bounds on PNG metadata: text chunks, and compressed chunks such as a colour profile
+            return [Problem("bomb", "error", "its metadata (a compressed text chunk or colour profile) inflates past "
+                                             "the safe limit",
                             "re-export the page without metadata (or as PNG/JPEG from another program)")]
         return [_corrupt(exc)]
     with image:
@@ -145,12 +148,13 @@ def _inspect(report: PageReport, data: bytes, deep: bool) -> list[Problem]:
         if image.width * image.height > MAX_PIXELS:
             return [_bomb(f"{image.width:,}x{image.height:,} px is {image.width * image.height / 1e6:,.0f} megapixels")]
         try:
-            frames = getattr(image, "n_frames", 1)
-        except Exception as exc:
+            frames = count_frames(image, data, MAX_FRAMES)
+        except Exception as exc:  # noqa: BLE001 - seeking a damaged file raises what its parser raises
             return [_corrupt(exc)]
         if frames > MAX_FRAMES or frames * image.width * image.height > MAX_ANIMATION_PIXELS:
+            counted = f"at least {frames:,}" if frames > MAX_FRAMES else f"{frames:,}"
             return [Problem("too-many-frames", "error",
-                            f"{frames:,} frames of {image.width}x{image.height} px: more than mdupload checks "
+                            f"{counted} frames of {image.width}x{image.height} px: more than mdupload checks "
                             f"(at most {MAX_FRAMES:,} frames and {MAX_ANIMATION_PIXELS // 1_000_000:,} megapixels "
                             "in all)", "re-export it with fewer frames, or as a still PNG or JPEG")]
         damage = _damage(data, fmt, frames, deep)
@@ -159,6 +163,64 @@ def _inspect(report: PageReport, data: bytes, deep: bool) -> list[Problem]:
         if fmt in limits.ACCEPTED_FORMATS:
             report.mime = limits.ACCEPTED_FORMATS[fmt][0]
         return _rules(report, frames, extension)
+
+
+def count_frames(image: Image.Image, data: bytes, limit: int) -> int:
+    """The image's frames, counted no further than limit + 1.
+
+    Pillow counts the frames of a GIF or a TIFF by walking the whole file (a TIFF's in quadratic
+    time), so a small hostile file with millions of frames would hold the check for minutes or hours:
+    those two are counted here, stopping past the limit. Other formats state their count in a header.
+    """
+    if image.format == "GIF":
+        return _gif_frames(data, limit + 1)
+    if image.format == "TIFF":
+        count = 1
+        try:
+            while count <= limit:
+                image.seek(count)
+                count += 1
+        except EOFError:
+            pass
+        finally:
+            image.seek(0)
+        return count
+    return getattr(image, "n_frames", 1)
+
+
+_GIF_BLOCK = re.compile(b"[!,;]")  # extension, image descriptor, trailer (Pillow skips other bytes)
+
+
+def _gif_frames(data: bytes, stop: int) -> int:
+    """The image descriptors of a GIF, walked as Pillow walks them (without decoding), up to `stop`."""
+    if len(data) < 13:
+        return 1
+    colours = 3 << ((data[10] & 7) + 1) if data[10] & 0x80 else 0  # the global colour table
+    position, frames = 13 + colours, 0
+    while frames < stop:
+        found = _GIF_BLOCK.search(data, position)
+        if found is None or found.group() == b";":
+            break
+        position = found.start()
+        if found.group() == b"!":
+            position = _skip_sub_blocks(data, position + 2)
+            continue
+        frames += 1
+        if position + 10 > len(data):
+            break
+        flags = data[position + 9]
+        position += 10 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)
+        position = _skip_sub_blocks(data, position + 1)  # after the LZW minimum code size
+    return max(frames, 1)
+
+
+def _skip_sub_blocks(data: bytes, position: int) -> int:
+    while position < len(data):
+        size = data[position]
+        position += 1 + size
+        if size == 0:
+            break
+    return position
 
 
 def _bomb(claim: str) -> Problem:
@@ -201,14 +263,20 @@ def _damage(data: bytes, fmt: str, frames: int, deep: bool) -> Problem | None:
             image.verify()
         if deep:
             with Image.open(io.BytesIO(data)) as image:
+                decoded = 0
                 for index in range(frames):
                     image.seek(index)
                     if image.width * image.height > MAX_PIXELS:
                         return _bomb(f"frame {index + 1} grows to {image.width:,}x{image.height:,} px")
+                    decoded += image.width * image.height
+                    if decoded > MAX_ANIMATION_PIXELS:  # frames of a TIFF may each have their own size
+                        return Problem("too-many-frames", "error",
+                                       f"its frames hold more than {MAX_ANIMATION_PIXELS // 1_000_000:,} megapixels in "
+                                       f"all (by frame {index + 1})", "re-export it as a still PNG or JPEG")
                     image.load()
     except Image.DecompressionBombError:
         return _bomb("a frame claims more pixels than Pillow's bound")
-    except Exception as exc:  # verify and the decoders raise SyntaxError, OSError, ValueError, EOFError...
+    except Exception as exc:  # noqa: BLE001 - verify and the decoders raise SyntaxError, OSError, EOFError...
         return _corrupt(exc)
     return None
 

@@ -6,7 +6,13 @@ say what is wrong with it). What is clearly not a page (hidden files, `Thumbs.db
 
 Archives are extracted into the work folder under numbered names (`0001.png`...), so no member name
 ever becomes a path on disk. Members are streamed through a byte counter against the bounds below:
-a header's size is never trusted alone, and no more than the bound is ever written.
+a header's size is never trusted alone, and no more than the bound is ever written. An archive whose
+end record claims more entries than the bound is refused before its directory is read into memory.
+
+A folder is read to a bounded depth and number of entries; a linked page file is read wherever it
+points, but a linked folder must stay inside the chapter's folder (a link to `/` or to a home folder
+would otherwise pull in every picture there). Page names must be UTF-8 without control characters,
+since they are shown, recorded and sent to MangaDex.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import errno
 import os
 import re
 import stat
+import struct
 import tempfile
 import zipfile
 import zlib
@@ -39,10 +46,16 @@ MAX_MEMBER_BYTES = 2 * limits.BYTES_PER_FILE
 MAX_ARCHIVE_BYTES = 2 * limits.BYTES_PER_SESSION
 MAX_MEMBERS = 10 * limits.FILES_PER_SESSION
 CHUNK_BYTES = 1024 * 1024
+# Folder bounds: entries looked at (files and folders) and folders nested within the chapter's folder.
+MAX_FOLDER_ENTRIES = MAX_MEMBERS
+MAX_FOLDER_DEPTH = 16
 
 _ZIP_UTF8_FLAG = 0x800
 _ZIP_ENCRYPTED_FLAG = 0x1
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# Characters that reorder or hide text on a terminal (bidirectional overrides, zero-width marks).
+_INVISIBLE_CHARACTERS = re.compile("[\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+_NOT_UTF8 = re.compile("[\udc80-\udcff]")  # what os.fsdecode makes of bytes that are not UTF-8
 _natural_key = natsort_keygen(alg=ns.PATH | ns.IGNORECASE)
 
 
@@ -67,7 +80,7 @@ class NoPagesError(PageError):
 def collect_pages(source: Path, workdir: Path) -> CollectedPages:
     """The pages of a folder (searched recursively) or a .zip/.cbz (extracted into `workdir`)."""
     source = Path(source)
-    shown = display_path(source)
+    shown = _shown(display_path(source))
     try:
         mode = source.stat().st_mode
     except OSError as exc:
@@ -132,43 +145,92 @@ def _sorted(items: list[tuple]) -> list[tuple]:
 
 def _scan_folder(root: Path, shown: str) -> tuple[list[tuple[str, Path]], list[tuple[str, str]]]:
     """The page files (path inside the folder, file) in natural order, and what was skipped with a warning."""
-    pages, ignored, seen = [], [], set()
+    pages, ignored, seen, entries = [], [], set(), 0
+    real_root = os.path.realpath(root)
 
     def refuse(error: OSError):
-        raise PageError(f"cannot be read ({error.strerror})", path=display_path(Path(error.filename)))
+        raise PageError(f"cannot be read ({error.strerror})", path=_shown(display_path(Path(error.filename))))
 
     for folder, subfolders, files in os.walk(root, onerror=refuse, followlinks=True):
         info = os.stat(folder)
         if (info.st_dev, info.st_ino) in seen:
             raise PageError("leads back to a folder already read (a symlink loop or a second link to it)",
-                            path=display_path(Path(folder)), hint=f"Remove the link from {shown}.")
+                            path=_shown(display_path(Path(folder))), hint=f"Remove the link from {shown}.")
         seen.add((info.st_dev, info.st_ino))
         subfolders[:] = [name for name in subfolders if not (name.startswith(".") or name in JUNK_FOLDERS)]
+        depth = len(Path(folder).relative_to(root).parts)
+        if subfolders and depth >= MAX_FOLDER_DEPTH:
+            raise PageError(f"holds folders nested more than {MAX_FOLDER_DEPTH} deep "
+                            f"({_shown(Path(folder, subfolders[0]).relative_to(root).as_posix())})", path=shown,
+                            hint="Put the chapter's pages in one folder.")
+        entries += len(subfolders) + len(files)
+        if entries > MAX_FOLDER_ENTRIES:
+            raise PageError(f"holds more than {MAX_FOLDER_ENTRIES:,} files and folders, more than mdupload reads",
+                            path=shown, hint="Point `pages:` at one chapter's folder (a chapter has at most "
+                                             f"{limits.FILES_PER_SESSION} pages).")
+        for name in subfolders:
+            _require_inside(Path(folder, name), real_root, root, shown)
         for name in files:
             path = Path(folder, name)
             rel = path.relative_to(root).as_posix()
             kind = _classify(rel)
             if kind == "page":
+                _require_usable_name(rel, shown)
                 _require_regular_file(path)
                 pages.append((rel, path))
             elif kind != "junk":
-                ignored.append((kind, rel))
+                ignored.append((kind, _shown(rel)))
     return _sorted(pages), ignored
+
+
+def _require_inside(folder: Path, real_root: str, root: Path, shown: str) -> None:
+    """A linked folder must lead to a folder inside the chapter's folder."""
+    if not folder.is_symlink():
+        return
+    target = os.path.realpath(folder)
+    if os.path.commonpath([real_root, target]) != real_root:
+        rel = _shown(folder.relative_to(root).as_posix())
+        raise PageError(f"{rel} links to a folder outside it ({_shown(target)}); refused", path=shown,
+                        hint="Copy the pages into the chapter's folder instead of linking a folder.")
+
+
+def _require_usable_name(rel: str, shown: str) -> None:
+    """Page names are shown, recorded and sent to MangaDex: they must be UTF-8 without control characters."""
+    if _NOT_UTF8.search(rel):
+        raise PageError(f"the name of {_shown(rel)} is not UTF-8 (it was written in a legacy encoding such as "
+                        "Shift-JIS or Latin-1)", path=shown, hint="Rename the file (and its folders) in UTF-8.")
+    if _CONTROL_CHARACTERS.search(rel):
+        raise PageError(f"the name of {_shown(rel)} holds control characters; refused", path=shown,
+                        hint="Rename the file.")
+    if _INVISIBLE_CHARACTERS.search(rel):
+        raise PageError(f"the name of {_shown(rel)} holds invisible characters that reorder or hide text; refused",
+                        path=shown, hint="Rename the file.")
+
+
+def _shown(text: str) -> str:
+    """A file system name made safe to print: bytes that are not UTF-8 and control characters escaped."""
+    text = _NOT_UTF8.sub(lambda match: f"\\x{ord(match.group()) - 0xDC00:02x}", text)
+    text = _CONTROL_CHARACTERS.sub(lambda match: ascii(match.group())[1:-1], text)
+    return _INVISIBLE_CHARACTERS.sub(lambda match: ascii(match.group())[1:-1], text)
 
 
 def _require_regular_file(path: Path) -> None:
     try:
         mode = path.stat().st_mode
     except OSError as exc:
-        raise PageError(f"cannot be read ({exc.strerror}; a broken link?)", path=display_path(path),
+        raise PageError(f"cannot be read ({exc.strerror}; a broken link?)", path=_shown(display_path(path)),
                         hint="Replace it with the page file itself.") from None
     if not stat.S_ISREG(mode):
-        raise PageError("is not a regular file (a device, a pipe or a socket)", path=display_path(path),
+        raise PageError("is not a regular file (a device, a pipe or a socket)", path=_shown(display_path(path)),
                         hint="Replace it with the page file itself.")
 
 
 def _extract(archive: Path, shown: str, workdir: Path) -> tuple[list[tuple[str, Path]], list[tuple[str, str]]]:
     """Like _scan_folder, the pages being extracted into a new folder inside `workdir`."""
+    declared = _declared_entries(archive)
+    if declared is not None and declared > MAX_MEMBERS:
+        raise PageError(f"holds {declared:,} entries, more than the {MAX_MEMBERS:,} mdupload reads", path=shown,
+                        hint="A chapter has at most 500 pages: split the archive.")
     with _open_zip(archive, shown) as bundle:
         members = bundle.infolist()
         if len(members) > MAX_MEMBERS:
@@ -198,6 +260,38 @@ def _extract(archive: Path, shown: str, workdir: Path) -> tuple[list[tuple[str, 
             total += _copy_member(bundle, member, rel, path, shown, MAX_ARCHIVE_BYTES - total)
             pages.append((rel, path))
     return pages, ignored
+
+
+_EOCD = struct.Struct("<4s4H2LH")  # end of central directory record
+_ZIP64_LOCATOR = struct.Struct("<4sLQL")
+_ZIP64_EOCD = struct.Struct("<4sQ2H2L4Q")
+
+
+def _declared_entries(archive: Path) -> int | None:
+    """The entry count the archive's end record claims, read before zipfile parses (and keeps in memory)
+    every entry of the central directory; None when it cannot be read (zipfile then says what is wrong)."""
+    try:
+        with archive.open("rb") as file:
+            size = file.seek(0, os.SEEK_END)
+            tail_start = max(0, size - (_EOCD.size + 65_535))
+            file.seek(tail_start)
+            tail = file.read()
+            at = tail.rfind(b"PK\x05\x06")
+            if at < 0 or at + _EOCD.size > len(tail):
+                return None
+            entries = _EOCD.unpack_from(tail, at)[4]
+            if entries != 0xFFFF:
+                return entries
+            locator_at = at - _ZIP64_LOCATOR.size  # a Zip64 archive: the count is in the Zip64 end record
+            if locator_at < 0 or tail[locator_at:locator_at + 4] != b"PK\x06\x07":
+                return None
+            file.seek(_ZIP64_LOCATOR.unpack_from(tail, locator_at)[2])
+            record = file.read(_ZIP64_EOCD.size)
+            if len(record) != _ZIP64_EOCD.size or record[:4] != b"PK\x06\x06":
+                return None
+            return _ZIP64_EOCD.unpack(record)[7]
+    except (OSError, struct.error):
+        return None
 
 
 def _open_zip(archive: Path, shown: str) -> zipfile.ZipFile:
@@ -232,6 +326,9 @@ def _member_path(member: zipfile.ZipInfo, shown: str) -> str | None:
                             "as Shift-JIS or Latin-1)", path=shown,
                             hint="Pack the archive again with a tool that writes UTF-8 names (7-Zip, Info-ZIP "
                                  "zip 3, or Python), or extract it to a folder.") from None
+    if _INVISIBLE_CHARACTERS.search(name):
+        raise PageError(f"member name {_quoted(name)} holds invisible characters that reorder or hide text; "
+                        "refused", path=shown, hint="The archive is unsafe or broken: pack the pages again.")
     if _CONTROL_CHARACTERS.search(name):
         raise PageError(f"member name {_quoted(name)} holds control characters; refused", path=shown,
                         hint="The archive is unsafe or broken: pack the pages again.")
@@ -250,14 +347,14 @@ def _member_path(member: zipfile.ZipInfo, shown: str) -> str | None:
     if kind not in (0, stat.S_IFREG, stat.S_IFDIR):
         raise PageError(f"member {_quoted(name)} is a device or special file; refused", path=shown,
                         hint="The archive is unsafe or broken: pack the pages again.")
-    if member.is_dir() or kind == stat.S_IFDIR or not parts:
+    if not parts or kind == stat.S_IFDIR or name.endswith("/"):  # (ZipInfo.is_dir fails on an empty name)
         return None
     return "/".join(parts)
 
 
 def _quoted(name: str) -> str:
     """The name in quotes, control characters escaped (a hostile name must not drive the terminal)."""
-    return "'" + _CONTROL_CHARACTERS.sub(lambda match: ascii(match.group())[1:-1], name) + "'"
+    return "'" + _shown(name) + "'"
 
 
 def _copy_member(bundle: zipfile.ZipFile, member: zipfile.ZipInfo, rel: str, path: Path, shown: str,

@@ -7,6 +7,13 @@ import pytest
 from mdupload.sandbox import SandboxConfig, start_sandbox
 
 
+@pytest.fixture(autouse=True)
+def no_stored_accounts(tmp_path_factory, monkeypatch):
+    """No test reads or writes the developer's stored accounts or system keyring."""
+    monkeypatch.setenv("MDUPLOAD_CONFIG_DIR", str(tmp_path_factory.mktemp("mdupload-config")))
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
+
+
 @pytest.fixture
 def sandbox():
     """A fresh sandbox on free loopback ports, without rate limits (they have tests of their own)."""

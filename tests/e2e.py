@@ -29,6 +29,9 @@ def cli_env(sandbox, ledger: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MDUPLOAD_", "GITHUB_"))}
     env.update(sandbox.env)
     env["MDUPLOAD_LEDGER"] = str(ledger)
+    # never the developer's own stored accounts or system keyring
+    env["MDUPLOAD_CONFIG_DIR"] = str(ledger.parent / "mdupload-config")
+    env["PYTHON_KEYRING_BACKEND"] = "keyring.backends.fail.Keyring"
     env.pop("CI", None)
     env.update(extra)
     return env

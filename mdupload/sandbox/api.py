@@ -1,5 +1,6 @@
 """The API host: MangaDex's paths at the root (as on api.mangadex.org), the OAuth token endpoint at
-Keycloak's path (as on auth.mangadex.org), and the sandbox-only GET /_sandbox/state.
+Keycloak's path (as on auth.mangadex.org), and the sandbox-only GET /_sandbox/state and
+/_sandbox/redirect (answers a redirect to any URL, to test what a client sends where).
 
 Endpoint names are the official operationIds, so a test can tell which operations it covered.
 """
@@ -13,13 +14,22 @@ from werkzeug.wrappers import Request, Response
 
 from . import catalog, uploads
 from .app import Dropped, drain
-from .core import STATE_PATH, TOKEN_PATH, ApiError, Core, json_response, now
+from .core import (
+    REDIRECT_PATH,
+    STATE_PATH,
+    TOKEN_PATH,
+    ApiError,
+    Core,
+    json_response,
+    now,
+)
 from .statedoc import state_document
 from .tokens import authenticate, require_account, token_endpoint
 
 URL_MAP = Map([
     Rule(TOKEN_PATH, endpoint="oauth-token", methods=["POST"]),
     Rule(STATE_PATH, endpoint="sandbox-state", methods=["GET"]),
+    Rule(REDIRECT_PATH, endpoint="sandbox-redirect", methods=["GET", "POST", "DELETE"]),
     Rule("/auth/check", endpoint="get-auth-check", methods=["GET"]),
     Rule("/upload", endpoint="get-upload-session", methods=["GET"]),
     Rule("/upload/begin", endpoint="begin-upload-session", methods=["POST"]),
@@ -74,6 +84,8 @@ def handle(core: Core, request: Request, endpoint: str, args: dict, entry: dict)
         return json_response(state_document(core))
     if endpoint == "oauth-token":
         return token_endpoint(core, request)
+    if endpoint == "sandbox-redirect":
+        return _redirect(request)
     limits = {}
     if core.config.rate_limits:
         verdict = core.limiter.admit(request.remote_addr or "", RATE_BUCKETS.get(endpoint))
@@ -88,6 +100,16 @@ def handle(core: Core, request: Request, endpoint: str, args: dict, entry: dict)
         raise
     response.headers.update(limits)
     return response
+
+
+def _redirect(request: Request) -> Response:
+    """Sandbox-only: answer a redirect to `to` (status `status`, 302 by default), as a hostile or
+    misconfigured API might; the request log then shows what the client sent where."""
+    target, status = request.args.get("to", ""), request.args.get("status", "302")
+    if not target.startswith(("http://", "https://")) or status not in ("301", "302", "303", "307", "308"):
+        raise ApiError(400, "validation_exception", "to must be an http(s) URL and status one of 301-303, 307, 308")
+    drain(request)
+    return Response("", status=int(status), headers={"Location": target})
 
 
 def _faulty(core: Core, request: Request, entry: dict) -> Response | None:

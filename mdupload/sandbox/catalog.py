@@ -124,7 +124,8 @@ def athome_server(core: Core, request: Request, account: Account | None, chapter
         token = secrets.token_urlsafe(24)
         core.athome_bases[token] = (chapter.id, chapter.hash, issued)
         names = [page.name for page in chapter.pages] if processed(chapter) else []
-        return json_response({"result": "ok", "baseUrl": f"{core.athome_url}/{token}",
+        base = (core.config.athome_base_url or core.athome_url).rstrip("/")
+        return json_response({"result": "ok", "baseUrl": f"{base}/{token}",
                               "chapter": {"hash": chapter.hash, "data": names, "dataSaver": list(names)}})
 
 

@@ -81,6 +81,9 @@ class SandboxConfig:
     refresh_lifetime: float = 86_400.0  # seconds a refresh token lives (refresh_expires_in)
     processing_delay: float = 0.0  # seconds before a committed chapter is readable through MangaDex@Home
     athome_url_ttl: float = 900.0  # seconds a MangaDex@Home base URL stays valid (then 403)
+    # the base URL GET /at-home/server hands out instead of the image host's (a hostile or broken node,
+    # e.g. another loopback port, to test that no token goes there); None: the image host
+    athome_base_url: str | None = None
     seed: int | None = None  # None: a random seed, shown in the state document so a run can be replayed
     # network simulation
     latency: float = 0.0  # seconds added before every answer
@@ -149,14 +152,14 @@ _INT_FIELDS = {"port", "athome_port", "bandwidth", "seed", "burst_length"}
 
 
 def _coerce(name: str, value, path: Path):
-    if value is None and name in ("state_dir", "bandwidth", "seed"):
+    if value is None and name in ("state_dir", "bandwidth", "seed", "athome_base_url"):
         return None
     try:
         if name == "state_dir":
             return (path.parent / str(value)).resolve()
         if name == "approval_required":
             return (value,) if isinstance(value, str) else tuple(str(rule) for rule in value)
-        if name == "host":
+        if name in ("host", "athome_base_url"):
             return str(value)
         if name == "rate_limits":
             if not isinstance(value, bool):

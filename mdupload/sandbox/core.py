@@ -20,6 +20,7 @@ from .store import Store
 
 TOKEN_PATH = "/realms/mangadex/protocol/openid-connect/token"
 STATE_PATH = "/_sandbox/state"
+REDIRECT_PATH = "/_sandbox/redirect"  # sandbox-only: ?to=URL[&status=307] answers a redirect there
 REPORT_PATH = "/report"
 
 
