@@ -3,7 +3,13 @@
 One row per chapter key in `chapters` (its latest state), every transition in `transitions`, and
 every planned page with the file id the server gave it in `pages`. Each transition is written
 before the network call it leads to, so that a killed process can tell, on the next run, what it
-was doing. One writer at a time (a process-wide lock plus SQLite's own), WAL mode for readers.
+was doing. WAL mode for readers (`mdupload status` reads while an upload runs).
+
+One writer: the first write takes an exclusive lock on `<ledger>.lock` (held until `close()` or the
+process ends, however it ends), so that a second `mdupload upload` with the same ledger stops with a
+clear message instead of resuming the first one's session under its feet. A ledger that is damaged,
+locked, from a newer version or not an mdupload ledger at all is an error that says so; it is never
+reset or written over.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +27,7 @@ import platformdirs
 
 from .errors import LedgerError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Each entry upgrades a ledger from version N-1 to N; a fresh ledger runs them all.
 _MIGRATIONS = {
@@ -47,6 +54,9 @@ _MIGRATIONS = {
     2: """
         ALTER TABLE chapters ADD COLUMN archive_id TEXT;
     """,
+    3: """
+        CREATE INDEX transitions_by_key ON transitions (key, id);
+    """,
 }
 
 
@@ -66,6 +76,45 @@ def chapter_key_text(key: tuple) -> str:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+try:  # POSIX
+    import fcntl
+
+    def _try_lock(handle) -> bool:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            return False
+        except OSError:  # no locks on this filesystem (some network ones): SQLite's own locking is all there is
+            return True
+
+    def _unlock(handle) -> None:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+except ImportError:  # Windows
+    try:
+        import msvcrt
+
+        def _try_lock(handle) -> bool:
+            try:
+                handle.seek(0)
+                msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+                return True
+            except OSError:
+                return False
+
+        def _unlock(handle) -> None:
+            handle.seek(0)
+            msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
+    except ImportError:  # neither: SQLite's own locking is all there is
+        def _try_lock(handle) -> bool:
+            return True
+
+        def _unlock(handle) -> None:
+            pass
+
+WRITER_WAIT_S = 2.0  # how long a writer waits for the lock (a `status` may hold it for an instant)
 
 
 @dataclass(frozen=True)
@@ -94,18 +143,45 @@ class PageRecord:
 class Ledger:
     def __init__(self, path: Path | str):
         self.path = Path(path)
+        self.lock_path = self.path.with_name(self.path.name + ".lock")
         self._lock = threading.Lock()
+        self._writer = None  # the open lock file while this ledger is the writer
+        self._db = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, timeout=5, check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA busy_timeout=5000")
+            self._check_integrity()
+            self._db.execute("PRAGMA journal_mode=WAL")
             self._migrate()
         except sqlite3.DatabaseError as exc:
+            self._close_db()
             raise self._error(exc) from None
+        except LedgerError:
+            self._close_db()
+            raise
         except OSError as exc:
+            self._close_db()
             raise LedgerError(f"cannot open the ledger {self.path}: {exc.strerror or exc}.",
                               hint="Check the path, or choose another with --ledger PATH.") from None
+
+    def _close_db(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def _check_integrity(self) -> None:
+        """Refuse a damaged file, and a database of another program (never add tables to it)."""
+        verdict = self._db.execute("PRAGMA quick_check").fetchone()[0]
+        if verdict != "ok":
+            raise sqlite3.DatabaseError(f"integrity check: {verdict}")
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        tables.discard("sqlite_sequence")
+        if version == 0 and tables:
+            raise LedgerError(
+                f"{self.path} is an SQLite database of another program (tables {', '.join(sorted(tables))}), "
+                "not an mdupload ledger.", hint="Choose another file with --ledger PATH; this one is left as it is.")
 
     def _error(self, exc: sqlite3.Error) -> LedgerError:
         text = str(exc)
@@ -135,6 +211,8 @@ class Ledger:
 
     def _write(self, statements: list[tuple[str, tuple]]) -> None:
         with self._lock:
+            if self._writer is None:
+                self._become_writer()
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 for sql, args in statements:
@@ -152,20 +230,72 @@ class Ledger:
             except sqlite3.Error as exc:
                 raise self._error(exc) from None
 
+    def _become_writer(self) -> None:
+        """Take the writer lock (called with self._lock held); a clear error when another process has it."""
+        try:
+            handle = open(self.lock_path, "a+")  # noqa: SIM115 - kept open while this process writes
+        except OSError as exc:
+            raise LedgerError(f"cannot create the lock file {self.lock_path}: {exc.strerror or exc}.",
+                              hint="Check the folder's permissions, or choose another ledger with --ledger PATH.") from None
+        deadline = time.monotonic() + WRITER_WAIT_S
+        while not _try_lock(handle):
+            if time.monotonic() >= deadline:
+                try:
+                    handle.seek(0)
+                    holder = handle.read().strip()
+                except OSError:  # Windows: the locked byte cannot be read
+                    holder = ""
+                handle.close()
+                who = f" (process {holder})" if holder.isdigit() else ""
+                raise LedgerError(
+                    f"the ledger {self.path} is in use by another mdupload upload{who}.",
+                    hint="Wait for it to finish (`mdupload status` shows its progress), or give this run another "
+                         "ledger with --ledger PATH; two uploads must not resume the same session at once.")
+            time.sleep(0.05)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self._writer = handle
+
+    def writer_running(self) -> bool:
+        """Whether a process (this one included) holds the writer lock, i.e. an upload is running now."""
+        with self._lock:
+            if self._writer is not None:
+                return True
+            try:
+                with open(self.lock_path, "a+") as handle:
+                    if not _try_lock(handle):
+                        return True
+                    _unlock(handle)
+            except OSError:
+                return False
+            return False
+
     def close(self) -> None:
         with self._lock:
-            self._db.close()
+            self._close_db()
+            if self._writer is not None:
+                _unlock(self._writer)
+                self._writer.close()
+                self._writer = None
 
     # --- writing ---------------------------------------------------------------------------
 
     def record(self, key: tuple, state: str, *, session_id: str | None = None, chapter_id: str | None = None,
-               error: str | None = None, detail: str | None = None) -> None:
-        """Write one transition of the chapter's state machine (and its latest state)."""
+               error: str | None = None, detail: str | None = None, clear_session: bool = False) -> None:
+        """Write one transition of the chapter's state machine (and its latest state).
+
+        `clear_session`: the chapter's session is gone or about to be replaced (committed, abandoned, a new
+        one being begun); its id and the pages' file ids are forgotten in the same transaction, so that
+        no instant exists at which the ledger holds one without the other.
+        """
         text = chapter_key_text(key)
         manga, language, groups, volume, chapter = key
         at = _now()
         committed_at = at if chapter_id else None
-        self._write([
+        forget = self._forget_statements(text) if clear_session else []
+        self._write([*forget,
             ("INSERT INTO transitions (key, state, at, session_id, detail) VALUES (?, ?, ?, ?, ?)",
              (text, state, at, session_id, detail or error)),
             ("""INSERT INTO chapters (key, manga, language, groups, volume, chapter, state, session_id,
@@ -184,11 +314,14 @@ class Ledger:
 
     def forget_session(self, key: tuple) -> None:
         """The chapter's session is gone (abandoned or committed): its file ids no longer mean anything."""
-        text = chapter_key_text(key)
-        self._write([
+        self._write(self._forget_statements(chapter_key_text(key)))
+
+    @staticmethod
+    def _forget_statements(text: str) -> list[tuple[str, tuple]]:
+        return [
             ("UPDATE chapters SET session_id = NULL WHERE key = ?", (text,)),
             ("UPDATE pages SET session_id = NULL, file_id = NULL WHERE key = ?", (text,)),
-        ])
+        ]
 
     def plan_pages(self, key: tuple, pages: list[tuple[str, str, int, str]]) -> None:
         """Record the chapter's pages in order: (origin, upload_name, size, sha256) each.
@@ -202,8 +335,8 @@ class Ledger:
             old = known.get(name)
             keep = old is not None and old.size == size and old.sha256 == sha256
             statements.append((
-                "INSERT INTO pages (key, position, origin, upload_name, size, sha256, session_id, file_id)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                ("INSERT INTO pages (key, position, origin, upload_name, size, sha256, session_id, file_id)"
+                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"),
                 (text, position, origin, name, size, sha256,
                  old.session_id if keep else None, old.file_id if keep else None)))
         self._write(statements)
@@ -239,10 +372,21 @@ class Ledger:
         return self._read("SELECT state, at, session_id, detail FROM transitions WHERE key = ? ORDER BY id",
                           (chapter_key_text(key),))
 
+    def begun_without_session(self, manga: str) -> list[tuple]:
+        """Keys of this manga's chapters whose last run was stopped while beginning a session (its id unknown)."""
+        rows = self._read(
+            """SELECT c.key FROM chapters c JOIN transitions t ON t.id = (
+                   SELECT MAX(id) FROM transitions
+                   WHERE key = c.key AND state NOT IN ('CHECKED', 'FINDING_SESSION', 'FAILED'))
+               WHERE c.manga = ? AND c.session_id IS NULL AND t.state = 'BEGINNING' ORDER BY t.id""", (manga,))
+        return [_key(row[0]) for row in rows]
+
     def owner_of_session(self, session_id: str) -> tuple | None:
         """The key of the chapter whose upload uses this session, if the ledger knows it."""
         rows = self._read("SELECT key FROM chapters WHERE session_id = ?", (session_id,))
-        if not rows:
-            return None
-        manga, language, groups, volume, chapter = json.loads(rows[0][0])
-        return (manga, language, tuple(groups), volume, chapter)
+        return _key(rows[0][0]) if rows else None
+
+
+def _key(text: str) -> tuple:
+    manga, language, groups, volume, chapter = json.loads(text)
+    return (manga, language, tuple(groups), volume, chapter)

@@ -5,12 +5,27 @@ network call it leads to, so that a process killed at any instant finds, on the 
 was doing and whether that call may have happened:
 
     CHECKED ─► SKIPPED                              (the ledger or MangaDex already has the chapter)
+            ─► ABANDONING ─► SKIPPED                (MangaDex has it, and this chapter's own unfinished
+                                                     session is still open: it is abandoned first)
             ─► FINDING_SESSION ─► RESUMING          (the open session is this chapter's)
                                ─► ABANDONING ─► BEGINNING   (a stale or consented foreign session)
                                ─► BEGINNING
+                               ─► SKIPPED           (the commit of an earlier run went through)
     BEGINNING | RESUMING ─► UPLOADING ─► RECONCILING ─► UPLOADING (pages still missing)
                                                      ─► COMMITTING ─► COMMITTED
     any state ─► FAILED (the reason is kept; the session stays open so that a rerun resumes it)
+
+What the ledger holds at each instant is enough to decide, after a kill, without guessing:
+- BEGINNING is written (and the chapter's previous session forgotten) before the session is begun;
+  a rerun that finds a session begun since then, holding nothing but this plan's pages, claims it.
+- The session id is written as soon as the begin is answered, each page's file id as soon as its
+  batch is answered; a rerun lists the session and matches its files to the pages anyway (name and
+  size, confirmed by the SHA-256 or by the file id the ledger recorded), so a batch whose answer
+  was lost is never sent again.
+- COMMITTING (with the session id) is written before the commit; COMMITTED or SKIPPED (with the
+  chapter id, the session forgotten in the same transaction) after it. A rerun that finds
+  COMMITTING looks the session up: still open means the commit did not happen; gone means it did,
+  and the chapter is looked up on MangaDex, never committed again.
 
 `TRANSITIONS` below is the whole table; `ChapterUpload._step_<state>` does one state's work and
 returns the next state.
@@ -26,15 +41,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from . import limits
-from .errors import MdUploadError
+from .errors import AuthError, MdUploadError
 from .ledger import Ledger
 from .mangadex.client import MangaDexClient, SessionFile, UploadFile, UploadSession
 from .mangadex.errors import OutcomeUnknown, ServerError
 
 TRANSITIONS: dict[str, tuple[str, ...]] = {
-    "CHECKED": ("SKIPPED", "FINDING_SESSION"),
+    "CHECKED": ("SKIPPED", "ABANDONING", "FINDING_SESSION"),
     "FINDING_SESSION": ("RESUMING", "ABANDONING", "BEGINNING", "SKIPPED"),
-    "ABANDONING": ("BEGINNING",),
+    "ABANDONING": ("BEGINNING", "SKIPPED"),
     "BEGINNING": ("UPLOADING",),
     "RESUMING": ("UPLOADING",),
     "UPLOADING": ("RECONCILING",),
@@ -46,7 +61,11 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
 }
 FINAL_STATES = ("COMMITTED", "SKIPPED", "FAILED")
 
-DEFAULT_CONCURRENCY = 3
+DEFAULT_CONCURRENCY = 4  # by measurement: `make bench` sweeps it (README, Performance)
+BEGIN_ATTEMPTS = 3  # a begin that provably did not open a session (5xx, then none open) is asked again
+# States whose record forgets the chapter's session in the same write: a new one is being begun, or the
+# chapter is published and its session closed.
+_CLEARS_SESSION = ("BEGINNING", "COMMITTED", "SKIPPED")
 # A claimed session must have been begun within this margin of the ledger's BEGINNING record
 BEGIN_CLOCK_SLACK = timedelta(minutes=5)
 
@@ -146,7 +165,9 @@ class ChapterUpload:
         self._sleep = sleep
         self._now = now
         self.result = ChapterResult(plan, "failed")
-        self.session: UploadSession | None = None
+        self.session: UploadSession | None = None  # this chapter's own session, once begun or claimed
+        self.to_abandon: UploadSession | None = None  # the session ABANDONING closes
+        self.skip_after_abandon = False
         self.file_ids: dict[str, str] = {}  # upload_name -> file id in the current session
         self.failures: dict[str, str] = {}  # upload_name -> last reason it failed
         self.upload_rounds = 0
@@ -166,7 +187,11 @@ class ChapterUpload:
                     raise AssertionError(f"illegal transition {state} -> {following}")
                 state = following
                 self._record(state, session_id=self.session.id if self.session and state not in FINAL_STATES
-                             else None, chapter_id=self.result.chapter_id)
+                             else None, chapter_id=self.result.chapter_id, clear_session=state in _CLEARS_SESSION,
+                             detail=f"session {self.to_abandon.id}" if state == "ABANDONING" else None)
+        except AuthError as exc:  # every chapter after this one would fail the same way: stop the run
+            self._fail(str(exc))
+            raise
         except MdUploadError as exc:
             self._fail(str(exc))
             return self.result
@@ -185,9 +210,9 @@ class ChapterUpload:
         return EarlierRun(state, record.session_id, record.chapter_id, datetime.fromisoformat(at))
 
     def _record(self, state: str, *, session_id: str | None = None, chapter_id: str | None = None,
-                detail: str | None = None, error: str | None = None) -> None:
+                detail: str | None = None, error: str | None = None, clear_session: bool = False) -> None:
         self.ledger.record(self.plan.key, state, session_id=session_id, chapter_id=chapter_id,
-                           detail=detail, error=error)
+                           detail=detail, error=error, clear_session=clear_session)
         self.events.state(self.plan, state, detail or error)
 
     def _notice(self, text: str) -> None:
@@ -217,8 +242,22 @@ class ChapterUpload:
             return "FINDING_SESSION"
         existing = self._find_on_mangadex()
         if existing:
-            return self._skip(existing, "MangaDex already has it")
+            self._skip(existing, "MangaDex already has it")
+            return self._discard_own_session(earlier)
         return "FINDING_SESSION"
+
+    def _discard_own_session(self, earlier: EarlierRun | None) -> str:
+        """The chapter is published already: an unfinished session of an earlier run of it is of no use,
+        and left open it would stop every other upload of the account until it goes stale."""
+        if earlier is None or not earlier.session_id:
+            return "SKIPPED"
+        session = self.client.get_open_session()
+        if session is None or session.id != earlier.session_id:
+            return "SKIPPED"
+        self._notice(f"abandoning session {session.id} of an earlier run of this chapter ({len(session.files)} files "
+                     "there): the chapter is on MangaDex already")
+        self.to_abandon, self.skip_after_abandon = session, True
+        return "ABANDONING"
 
     def _find_on_mangadex(self) -> str | None:
         draft = self.plan.draft
@@ -236,9 +275,9 @@ class ChapterUpload:
     def _step_finding_session(self) -> str:
         earlier = self.earlier
         open_session = self.client.get_open_session()
-        if earlier and earlier.state == "COMMITTING" and earlier.session_id and not self.options.force_new:
-            if open_session is None or open_session.id != earlier.session_id:
-                return self._earlier_commit_went_through(earlier.session_id)
+        if (earlier and earlier.state == "COMMITTING" and earlier.session_id and not self.options.force_new
+                and (open_session is None or open_session.id != earlier.session_id)):
+            return self._earlier_commit_went_through(earlier.session_id)
         if open_session is None:
             return self._approval_then_begin()
         if self._is_ours(open_session, earlier):
@@ -254,12 +293,22 @@ class ChapterUpload:
         elif self.options.abandon_open:
             self._notice(f"abandoning the open upload {description} as --abandon-open asks")
         else:
+            owner = self.ledger.owner_of_session(open_session.id)
+            begun = [key for key in self.ledger.begun_without_session(open_session.manga_id) if key != self.plan.key]
+            if owner is not None:
+                whose = (f"it is the unfinished upload of {_key_label(owner)} from an earlier run of mdupload "
+                         "(run `mdupload upload` for that chapter to finish it)")
+            elif begun and not open_session.files:
+                whose = (f"it may be the session an earlier run of {_key_label(begun[-1])} began just before it was "
+                         "stopped (run `mdupload upload` for that chapter to finish it), or someone uploading "
+                         "through the website right now")
+            else:
+                whose = "it may be someone uploading through the website right now"
             raise SessionBusy(
-                f"another upload {description} is open on this account; it may be someone uploading "
-                "through the website right now.",
+                f"another upload {description} is open on this account; {whose}.",
                 hint="Wait for it to finish, or run again with --abandon-open (or `mdupload sessions --abandon`) "
                      "to abandon it.")
-        self.session = open_session
+        self.to_abandon = open_session
         return "ABANDONING"
 
     def _is_ours(self, session: UploadSession, earlier: EarlierRun | None) -> bool:
@@ -271,11 +320,11 @@ class ChapterUpload:
             return False
         if earlier.session_id:  # kept until the session is committed or abandoned, even after a failure
             return earlier.session_id == session.id
-        # Killed after asking to begin, before the answer: claim a session begun since then,
-        # holding nothing but pages of this plan.
-        names = {p.upload_name for p in self.plan.pages}
+        # Killed after asking to begin, before the answer: claim a session begun since then that no other
+        # chapter of the ledger owns, holding nothing but pages of this plan (so that even a wrong claim
+        # would lose nothing: every file in it is one of these pages, byte for byte).
         return (earlier.state == "BEGINNING" and session.created_at >= earlier.at - BEGIN_CLOCK_SLACK
-                and all(f.original_file_name in names for f in session.files))
+                and self.ledger.owner_of_session(session.id) is None and self._begun_for_this_plan(session))
 
     def _earlier_commit_went_through(self, session_id: str | None) -> str:
         """FINDING_SESSION after a lost commit answer: the session is closed, so look for the chapter."""
@@ -284,6 +333,8 @@ class ChapterUpload:
         return "SKIPPED"
 
     def _chapter_of_lost_commit(self, session_id: str | None) -> str:
+        """The chapter a commit whose answer was lost created (its session is closed); the caller's COMMITTED
+        or SKIPPED record forgets the session."""
         chapter_id = self._find_on_mangadex()
         if chapter_id is None:
             raise UploadFailed(
@@ -292,7 +343,6 @@ class ChapterUpload:
                 "processing).",
                 hint="Check the chapter on MangaDex (or run `mdupload status` later); run again with --force-new "
                      "only if you are sure it was not published.")
-        self.ledger.forget_session(self.plan.key)
         return chapter_id
 
     def _approval_then_begin(self) -> str:
@@ -304,25 +354,51 @@ class ChapterUpload:
     # --- ABANDONING, BEGINNING, RESUMING --------------------------------------------------------
 
     def _step_abandoning(self) -> str:
-        owner = self.ledger.owner_of_session(self.session.id)
-        self.client.abandon_session(self.session.id)
-        if owner:
-            self.ledger.forget_session(owner)
-        self.session = None
+        session, self.to_abandon = self.to_abandon, None
+        if not self.skip_after_abandon:
+            # Another chapter's session (per the ledger) is about to go: that chapter must not take it for its
+            # own, nor for a committed one, on its next run. Written before the call, as every transition.
+            owner = self.ledger.owner_of_session(session.id)
+            if owner is not None:
+                self.ledger.forget_session(owner)
+        self.client.abandon_session(session.id)
+        if self.skip_after_abandon:
+            return "SKIPPED"  # the SKIPPED record forgets this chapter's session
         return self._approval_then_begin()
 
     def _step_beginning(self) -> str:
-        # The BEGINNING transition is in the ledger; if this call's answer is lost, a rerun claims the session.
-        try:
-            self.session = self.client.begin_session(self.plan.manga, self.plan.groups)
-        except (OutcomeUnknown, ServerError):
-            session = self.client.get_open_session()
-            if session is None:
-                raise
-            self.session = session
-        self.ledger.forget_session(self.plan.key)
+        # The BEGINNING transition is in the ledger (the chapter's previous session forgotten in the same
+        # write); if this call's answer is lost, the session is looked up here, or claimed by a rerun.
+        for attempt in range(1, BEGIN_ATTEMPTS + 1):
+            try:
+                self.session = self.client.begin_session(self.plan.manga, self.plan.groups)
+                break
+            except (OutcomeUnknown, ServerError):
+                session = self.client.get_open_session()
+                if session is not None:
+                    if not self._begun_for_this_plan(session):
+                        raise UploadFailed(
+                            f"beginning an upload session failed, and then another one was open on the account "
+                            f"(session {session.id}, manga {session.manga_id}).",
+                            hint="Someone may be uploading through the website: run again once it is done.") from None
+                    self.session = session
+                    break
+                if attempt == BEGIN_ATTEMPTS:
+                    raise  # no session was opened: nothing to clean up
+                self._sleep(self.options.retry_backoff_s * 2 ** (attempt - 1))
         self._record("BEGINNING", session_id=self.session.id, detail="session begun")
         return "UPLOADING"
+
+    def _begun_for_this_plan(self, session: UploadSession) -> bool:
+        """A new chapter's session for this manga and groups, holding nothing but pages of this plan."""
+        pages = {p.upload_name: p for p in self.plan.pages}
+
+        def one_of_ours(f: SessionFile) -> bool:
+            page = pages.get(f.original_file_name)
+            return page is not None and f.file_size == page.size and f.file_hash.lower() == page.sha256
+
+        return (session.manga_id == self.plan.manga and set(session.group_ids) == set(self.plan.groups)
+                and session.chapter_id is None and all(one_of_ours(f) for f in session.files))
 
     def _step_resuming(self) -> str:
         self._notice(f"resuming session {self.session.id} of an earlier run ({len(self.session.files)} files there)")
@@ -395,14 +471,22 @@ class ChapterUpload:
         return "UPLOADING"
 
     def _adopt_session_files(self, files: tuple[SessionFile, ...]) -> None:
-        """Match the session's files to the plan (name and size, confirmed by the hash); delete the rest."""
+        """Match the session's files to the plan (name and size, confirmed by the hash); delete the rest.
+
+        MangaDex does not document that `fileHash` is the SHA-256 of the bytes; a file whose id the
+        ledger recorded for this very page (unchanged on disk since: plan_pages keeps the id only then)
+        is confirmed by that, whatever its hash says.
+        """
         wanted = {p.upload_name: p for p in self.plan.pages}
+        recorded = {p.upload_name: p.file_id for p in self.ledger.pages(self.plan.key)
+                    if p.file_id and p.session_id == self.session.id}
         keep: dict[str, str] = {}
         strays: list[str] = []
         for f in files:
             page = wanted.get(f.original_file_name)
             same = (page is not None and f.file_size == page.size
-                    and (not f.file_hash or f.file_hash.lower() == page.sha256))
+                    and (not f.file_hash or f.file_hash.lower() == page.sha256
+                         or recorded.get(page.upload_name) == f.id))
             if same and page.upload_name not in keep:
                 keep[page.upload_name] = f.id
             else:
@@ -434,8 +518,14 @@ class ChapterUpload:
             self.result.chapter_id = self._chapter_of_lost_commit(self.session.id)
             return "COMMITTED"
         self.result.chapter_id = chapter.id
-        self.ledger.forget_session(self.plan.key)
-        return "COMMITTED"
+        return "COMMITTED"  # recorded with the chapter id, the session forgotten in the same write
+
+
+def _key_label(key: tuple) -> str:
+    """A ledger key as people know the chapter: "vol 1 chapter 3 (en)", "oneshot (en)"."""
+    _manga, language, _groups, volume, chapter = key
+    name = "oneshot" if chapter is None else f"chapter {chapter}"
+    return f"{'vol ' + volume + ' ' if volume else ''}{name} ({language})"
 
 
 def _reason_for(name: str, errors) -> str | None:

@@ -1,7 +1,9 @@
 """An in-memory stand-in for MangaDexClient, for unit tests of the upload state machine.
 
 It keeps MangaDex's rules that the state machine depends on (one open session, files keyed by id,
-commit deleting files left out of pageOrder) and lets a test script failures per file name.
+commit deleting files left out of pageOrder, committed chapters listed only once processed) and
+lets a test script failures per file name, lost answers, failed begins, and whether `fileHash` is
+the SHA-256 of the bytes.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from mdupload.mangadex.client import BatchResult, Chapter, SessionFile, UploadSession
-from mdupload.mangadex.errors import ApiErrorDetail, OutcomeUnknown
+from mdupload.mangadex.errors import ApiErrorDetail, OutcomeUnknown, ServerError
 
 MANGA = "f9c33607-9180-4ba6-b85c-e4b5faee7192"
 GROUP = "145f9110-0a6c-4b71-8737-6acb1a3c5da4"
@@ -31,6 +33,10 @@ class FakeMangaDex:
         self.lose_commit_answers: int = 0
         self.approval_required = False
         self.calls: list[str] = []
+        self.stored: list[tuple[str, str]] = []  # (session id, file name) of every file ever stored
+        self.listed = True  # False: committed chapters are not processed yet, so GET /chapter leaves them out
+        self.fail_begins = 0  # the next N begins fail with a 500 before opening anything
+        self.hash_is_sha256 = True  # False: fileHash is some other digest of the bytes (it is undocumented)
 
     # helpers for tests
     def open_foreign_session(self, minutes_ago: float, files: int = 2) -> UploadSession:
@@ -47,6 +53,9 @@ class FakeMangaDex:
 
     def begin_session(self, manga, groups):
         self.calls.append("begin_session")
+        if self.fail_begins > 0:
+            self.fail_begins -= 1
+            raise ServerError("MangaDex failed on POST /upload/begin (500).", status=500)
         assert self.session is None, "MangaDex refuses a second open session"
         now = datetime.now(UTC)
         self.session = UploadSession(next(self._ids), manga, tuple(groups), (), False, 1, now, now, None)
@@ -64,8 +73,9 @@ class FakeMangaDex:
                 errors.append(ApiErrorDetail(400, "bad_file", f"{f.filename}: the server refused it", None))
                 continue
             data = f.path.read_bytes()
-            stored.append(SessionFile(next(self._ids), f.filename, hashlib.sha256(data).hexdigest(), len(data),
-                                      f.mime, "local"))
+            digest = (hashlib.sha256(data) if self.hash_is_sha256 else hashlib.blake2s(data)).hexdigest()
+            stored.append(SessionFile(next(self._ids), f.filename, digest, len(data), f.mime, "local"))
+            self.stored.append((session_id, f.filename))
             if on_bytes:
                 on_bytes(len(data))
         self.session = replace(self.session, files=self.session.files + tuple(stored),
@@ -90,7 +100,13 @@ class FakeMangaDex:
         return self.approval_required
 
     def find_chapters(self, manga, chapter, language, groups):
+        if not self.listed:
+            return []
         return [c for c in self.chapters if c.chapter == chapter and c.language == language]
+
+    # what a test checks afterwards
+    def stored_twice(self) -> list[tuple[str, str]]:
+        return sorted({entry for entry in self.stored if self.stored.count(entry) > 1})
 
     def commit(self, session_id, draft, page_order):
         self.calls.append("commit")

@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from mdupload.ledger import Ledger
-from mdupload.upload import ChapterPlan, ChapterUpload, PlannedPage, UploadOptions
+from mdupload.mangadex.client import Chapter
+from mdupload.sandbox import SECOND_GROUP
+from mdupload.upload import (
+    BEGIN_ATTEMPTS,
+    ChapterPlan,
+    ChapterUpload,
+    PlannedPage,
+    UploadOptions,
+)
 from tests.fake_mangadex import GROUP, MANGA, FakeMangaDex
 
-NO_WAIT = dict(sleep=lambda s: None)
+NO_WAIT = {"sleep": lambda s: None}
 
 
 def make_plan(folder: Path, count: int = 12, chapter: str = "1") -> ChapterPlan:
@@ -20,7 +29,7 @@ def make_plan(folder: Path, count: int = 12, chapter: str = "1") -> ChapterPlan:
     pages = []
     for n in range(1, count + 1):  # natural order: 1.png, 2.png, ..., 10.png, 11.png
         path = folder / f"{n}.png"
-        Image.new("RGB", (40 + n, 60), (n * 10 % 256, 0, 0)).save(path)
+        Image.new("RGB", (40 + n, 60), (n * 10 % 256, sum(map(ord, chapter)) * 7 % 256, 0)).save(path)  # per chapter
         data = path.read_bytes()
         pages.append(PlannedPage(f"c{chapter}/{n}.png", path, f"{n}.png", "image/png", len(data),
                                  hashlib.sha256(data).hexdigest()))
@@ -190,3 +199,280 @@ def test_approval_is_announced(tmp_path, ledger):
     fake.approval_required = True
     result = run(fake, ledger, make_plan(tmp_path / "c1"))
     assert any("staff approval" in n for n in result.notices)
+
+
+# --- killed at every point: the rerun publishes each chapter once, never a page twice -------------
+
+class Killed(BaseException):
+    """The process died here (a BaseException: nothing in mdupload catches it, as nothing outlives SIGKILL)."""
+
+
+class KillSwitch:
+    """Counts the moments a kill can fall between (before and after every call to MangaDex, after every
+    ledger write) and raises Killed at the chosen one."""
+
+    def __init__(self, at: int | None = None, label: str | None = None):
+        self.at = at  # the n-th moment
+        self.label = label  # or the first moment with this label
+        self.moments: list[str] = []
+
+    def tick(self, label: str) -> None:
+        self.moments.append(label)
+        if len(self.moments) == self.at or label == self.label:
+            self.at, self.label = None, None
+            raise Killed(label)
+
+
+class KillableClient:
+    def __init__(self, fake: FakeMangaDex, switch: KillSwitch):
+        self._fake, self._switch = fake, switch
+
+    def __getattr__(self, name):
+        call = getattr(self._fake, name)
+
+        def killable(*args, **kwargs):
+            self._switch.tick(f"before {name}")  # killed before the request went out
+            answer = call(*args, **kwargs)
+            self._switch.tick(f"after {name}")  # MangaDex did it; the answer never arrives
+            return answer
+        return killable
+
+
+class KillableLedger:
+    WRITES = ("record", "plan_pages", "set_file_ids", "forget_session")
+
+    def __init__(self, ledger: Ledger, switch: KillSwitch):
+        self._ledger, self._switch = ledger, switch
+
+    def __getattr__(self, name):
+        attribute = getattr(self._ledger, name)
+        if name not in self.WRITES:
+            return attribute
+
+        def killable(*args, **kwargs):
+            attribute(*args, **kwargs)
+            self._switch.tick(f"after ledger.{name}({args[1] if name == 'record' else ''})")
+        return killable
+
+
+def _publish_all(client, ledger, plans, **options) -> list:
+    """What `mdupload upload` does with a manifest: each chapter in turn."""
+    return [ChapterUpload(client, ledger, plan, UploadOptions(concurrency=1, **options), **NO_WAIT).run()
+            for plan in plans]
+
+
+def _killed_then_rerun(tmp_path, plans, at: int | None, *, listed: bool, stale_session: bool):
+    fake = FakeMangaDex()
+    fake.listed = listed
+    if stale_session:
+        fake.open_foreign_session(minutes_ago=30)
+    ledger = Ledger(tmp_path / f"ledger-{at}-{listed}-{stale_session}.sqlite3")
+    switch = KillSwitch(at)
+    try:
+        _publish_all(KillableClient(fake, switch), KillableLedger(ledger, switch), plans)
+    except Killed:
+        pass
+    for _rerun in range(3):
+        results = _publish_all(fake, ledger, plans)
+        if all(r.status != "failed" for r in results):
+            break
+        fake.listed = True  # MangaDex has processed what was committed: it is listed from now on
+    return fake, ledger, switch, results
+
+
+@pytest.mark.parametrize("listed", [True, False], ids=["listed", "processing"])
+@pytest.mark.parametrize("stale_session", [False, True], ids=["no-session", "stale-session"])
+def test_killed_at_any_moment_a_rerun_publishes_each_chapter_once(tmp_path, listed, stale_session):
+    # Two chapters (the first takes two batches); the kill falls at every moment of the first run in turn:
+    # before or after each call to MangaDex (after: it was done, its answer lost), after each ledger write.
+    # "processing": MangaDex does not list a committed chapter yet, so only the ledger prevents a second upload.
+    plans = [make_plan(tmp_path / "c1", 13, "1"), make_plan(tmp_path / "c2", 3, "2")]
+    _fake, _ledger, clean, _results = _killed_then_rerun(tmp_path, plans, None, listed=listed,
+                                                         stale_session=stale_session)
+    moments = len(clean.moments)
+    assert moments > 40
+    for at in range(1, moments + 1):
+        fake, ledger, switch, results = _killed_then_rerun(tmp_path, plans, at, listed=listed,
+                                                          stale_session=stale_session)
+        where = f"killed at moment {at} ({switch.moments[-1]})"
+        assert [r.status for r in results] in (["uploaded", "uploaded"], ["skipped", "uploaded"],
+                                               ["skipped", "skipped"], ["uploaded", "skipped"]), (where, results)
+        assert sorted(c.chapter for c in fake.chapters) == ["1", "2"], where
+        by_number = {c.chapter: c for c in fake.chapters}
+        for plan in plans:
+            number = plan.draft["chapter"]
+            assert fake.committed_orders[fake.chapters.index(by_number[number])] == [
+                p.upload_name for p in plan.pages], where
+            record = ledger.chapter(plan.key)
+            assert record.chapter_id == by_number[number].id and record.session_id is None, where
+        assert fake.session is None, where
+        assert fake.stored_twice() == [], where
+        ledger.close()
+
+
+def _killed_at(fake, ledger, plan, label: str) -> None:
+    switch = KillSwitch(label=label)
+    with pytest.raises(Killed):
+        ChapterUpload(KillableClient(fake, switch), KillableLedger(ledger, switch), plan,
+                      UploadOptions(concurrency=1), **NO_WAIT).run()
+
+
+def test_a_session_begun_by_a_killed_run_is_claimed_even_after_an_earlier_one_was_closed_elsewhere(tmp_path, ledger):
+    fake = FakeMangaDex()
+    plan = make_plan(tmp_path / "c1", 12)
+    fake.refuse = {"12.png": 99}
+    assert run(fake, ledger, plan, retry_rounds=0).status == "failed"
+    fake.abandon_session(fake.session.id)  # `mdupload sessions --abandon`, or the website
+    fake.refuse = {}
+    _killed_at(fake, ledger, plan, "after begin_session")  # the session is open; its answer never came
+    begun = fake.session.id
+    result = run(fake, ledger, plan)
+    assert result.status == "uploaded", result.error
+    assert any(f"resuming session {begun}" in n for n in result.notices)
+    assert fake.abandoned == [fake.abandoned[0]] and fake.chapters[0].pages == 12
+
+
+def test_a_chapter_published_meanwhile_is_skipped_and_its_unfinished_session_closed(tmp_path, ledger):
+    fake = FakeMangaDex()
+    first, second = make_plan(tmp_path / "c1", 12, "1"), make_plan(tmp_path / "c2", 3, "2")
+    fake.refuse = {"12.png": 99}
+    assert run(fake, ledger, first, retry_rounds=0).status == "failed"
+    leftover = fake.session.id
+    # a teammate publishes chapter 1 through the website meanwhile
+    published = Chapter("c0ffee00-0000-4000-8000-000000000001", MANGA, "1", None, None, "en", (GROUP,), 12, 1, None)
+    fake.chapters.append(published)
+    fake.refuse = {}
+    results = _publish_all(fake, ledger, [first, second])
+    assert (results[0].status, results[0].chapter_id) == ("skipped", published.id)
+    assert any(f"abandoning session {leftover}" in n for n in results[0].notices)
+    assert results[1].status == "uploaded", results[1].error  # not stopped by chapter 1's leftover session
+    assert fake.abandoned == [leftover] and fake.session is None
+    assert ledger.chapter(first.key).session_id is None
+
+
+def test_a_begin_the_server_failed_is_asked_again_when_no_session_was_opened(tmp_path, ledger):
+    fake = FakeMangaDex()
+    fake.fail_begins = 2
+    result = run(fake, ledger, make_plan(tmp_path / "c1"))
+    assert result.status == "uploaded", result.error
+    assert fake.calls.count("begin_session") == 3
+
+
+def test_a_begin_that_keeps_failing_fails_the_chapter_and_leaves_nothing_open(tmp_path, ledger):
+    fake = FakeMangaDex()
+    fake.fail_begins = 9
+    result = run(fake, ledger, make_plan(tmp_path / "c1"))
+    assert result.status == "failed" and "POST /upload/begin" in result.error
+    assert fake.session is None and fake.calls.count("begin_session") == 3
+
+
+def test_resuming_trusts_the_ledger_when_the_servers_file_hash_is_not_sha256(tmp_path, ledger):
+    # MangaDex does not document what fileHash is: pages the ledger saw stored must not be sent again.
+    fake = FakeMangaDex()
+    fake.hash_is_sha256 = False
+    plan = make_plan(tmp_path / "c1", 12)
+    fake.refuse = {"12.png": 99}
+    run(fake, ledger, plan, retry_rounds=0)
+    fake.refuse = {}
+    sent_before = len(fake.sent_names)
+    result = run(fake, ledger, plan)
+    assert result.status == "uploaded"
+    assert fake.sent_names[sent_before:] == ["12.png"]
+    assert "delete_files" not in fake.calls
+
+
+def test_the_busy_message_names_the_chapter_whose_unfinished_session_is_open(tmp_path, ledger):
+    fake = FakeMangaDex()
+    first, second = make_plan(tmp_path / "c1", 12, "1"), make_plan(tmp_path / "c2", 3, "2")
+    fake.refuse = {"12.png": 99}
+    run(fake, ledger, first, retry_rounds=0)
+    result = run(fake, ledger, second)  # e.g. `mdupload upload --chapter 2`
+    assert result.status == "failed"
+    assert "unfinished upload of chapter 1 (en) from an earlier run" in result.error
+    assert "website" not in result.error
+
+
+# --- the duplicate check, against the sandbox with the real client ----------------------------------
+
+@pytest.fixture(scope="module")
+def sandbox():
+    from mdupload.sandbox import SandboxConfig, start_sandbox
+
+    running = start_sandbox(SandboxConfig(rate_limits=False))
+    yield running
+    running.stop()
+
+
+def _real_client(sandbox):
+    from mdupload.mangadex.auth import Credentials
+    from mdupload.mangadex.client import MangaDexClient
+
+    return MangaDexClient(api_url=sandbox.api_url, auth_url=sandbox.auth_url, rate_limiter=None,
+                          credentials=Credentials("demo", "demo", "mdupload-demo", "demo-secret"))
+
+
+def _plan_for(plan: ChapterPlan, manga: str, chapter: str, groups=(GROUP,)) -> ChapterPlan:
+    return ChapterPlan((manga, "en", tuple(sorted(groups)), None, chapter), f"chapter {chapter} (en)", manga,
+                       tuple(groups), "en", {**plan.draft, "chapter": chapter}, plan.pages)
+
+
+@pytest.mark.parametrize("kind", ["scheduled for next week", "unavailable", "of a pornographic manga", "plain"])
+def test_a_chapter_mangadex_has_in_any_form_is_skipped_with_its_id(tmp_path, ledger, sandbox, kind):
+    from datetime import timedelta
+
+    from mdupload.sandbox import ADULT_MANGA
+
+    number = {"scheduled for next week": "70", "unavailable": "71", "of a pornographic manga": "72", "plain": "73"}[kind]
+    manga = ADULT_MANGA if kind == "of a pornographic manga" else MANGA
+    existing = sandbox.add_chapter(manga=manga, chapter=number, groups=(GROUP,),
+                                   publish_at=datetime.now(UTC) + timedelta(days=7) if kind.startswith("scheduled")
+                                   else None, unavailable=kind == "unavailable")
+    before = len(sandbox.state()["chapters"])
+    plan = _plan_for(make_plan(tmp_path / "c", 2), manga, number)
+    result = ChapterUpload(_real_client(sandbox), ledger, plan, UploadOptions(), **NO_WAIT).run()
+    assert (result.status, result.chapter_id) == ("skipped", existing), result.error
+    assert len(sandbox.state()["chapters"]) == before
+
+
+@pytest.mark.parametrize("existing_number, existing_groups", [("5.0", (GROUP,)), ("5", (SECOND_GROUP,))],
+                         ids=["5.0 is not 5", "another group's"])
+def test_a_chapter_that_only_looks_alike_is_not_a_duplicate(tmp_path, ledger, sandbox, existing_number,
+                                                            existing_groups):
+    chapter = "80" if existing_number == "5.0" else "81"
+    sandbox.add_chapter(manga=MANGA, chapter=existing_number.replace("5", chapter), groups=existing_groups)
+    plan = _plan_for(make_plan(tmp_path / "c", 2), MANGA, chapter)
+    result = ChapterUpload(_real_client(sandbox), ledger, plan, UploadOptions(), **NO_WAIT).run()
+    assert result.status == "uploaded", result.error
+    ours = [c["id"] for c in sandbox.state()["chapters"] if c["chapter"] == chapter and c["groups"] == [GROUP]]
+    assert ours == [result.chapter_id]
+
+
+def test_the_busy_message_names_the_chapter_stopped_while_it_was_beginning_its_session(tmp_path, ledger):
+    fake = FakeMangaDex()
+    first, second = make_plan(tmp_path / "c1", 12, "1"), make_plan(tmp_path / "c2", 3, "2")
+    _killed_at(fake, ledger, first, "after begin_session")  # the session is open; the ledger never learnt its id
+    result = run(fake, ledger, second)
+    assert result.status == "failed"
+    assert "it may be the session an earlier run of chapter 1 (en) began just before it was stopped" in result.error
+    assert run(fake, ledger, first).status == "uploaded"  # which finishes it
+    assert run(fake, ledger, second).status == "uploaded"
+
+
+def test_a_chapter_whose_begin_failed_never_takes_the_session_a_later_chapter_began(tmp_path, ledger):
+    # Found by the fault matrix (seed 1004): chapter 1's begin failed (its last step: BEGINNING, no session);
+    # chapter 2 began a session and was killed after its first batch. On the rerun chapter 1 took that session
+    # for the one it had begun (its page names 1.png.. fit), deleted chapter 2's pages and committed there.
+    fake = FakeMangaDex()
+    first, second = make_plan(tmp_path / "c1", 12, "1"), make_plan(tmp_path / "c2", 3, "2")
+    fake.fail_begins = BEGIN_ATTEMPTS
+    assert run(fake, ledger, first).status == "failed"
+    _killed_at(fake, ledger, second, "after upload_files")
+    seconds_session = fake.session.id
+    results = _publish_all(fake, ledger, [first, second])
+    assert [r.status for r in results] == ["failed", "uploaded"]
+    assert "unfinished upload of chapter 2 (en)" in results[0].error
+    assert "resuming session" in " ".join(results[1].notices)
+    assert [r.status for r in _publish_all(fake, ledger, [first, second])] == ["uploaded", "skipped"]
+    assert fake.stored_twice() == []  # chapter 2's pages were never deleted and sent again
+    assert fake.committed_orders == [[f"{n}.png" for n in range(1, 4)], [f"{n}.png" for n in range(1, 13)]]
+    assert fake.abandoned == [] and seconds_session not in [c.id for c in fake.chapters]
