@@ -33,8 +33,7 @@ class CommandGroup(click.Group):
             return super().invoke(ctx)
         except MdUploadError as exc:
             annotate_error(exc)
-            sub = ctx.meta.get("mdupload.json")
-            if sub:
+            if ctx.meta.get("mdupload.json"):
                 print_json({"ok": False, "error": str(exc), "chapters": []})
             click.echo(f"error: {exc}", err=True)
             log.debug("details", exc_info=True)
@@ -425,21 +424,20 @@ def _status_of(record, last: str) -> str:
     return "in progress"
 
 
-def _register_sandbox() -> None:
+def _register_commands_of_other_modules() -> None:
+    """Commands that live beside what they do (imported here, at the end, since they use this module's options)."""
+    from .accounts import login_command, logout_command, whoami_command
+    from .readback_cli import register as register_readback
     from .sandbox.cli import sandbox_command
 
     main.add_command(sandbox_command, name="sandbox")
-    from .accounts import login_command, logout_command, whoami_command
-
     main.add_command(login_command, name="login")
     main.add_command(logout_command, name="logout")
     main.add_command(whoami_command, name="whoami")
-    from .readback_cli import register as register_readback
-
     register_readback(main)  # verify, pull, archive
 
 
-_register_sandbox()
+_register_commands_of_other_modules()
 
 
 if __name__ == "__main__":

@@ -2,13 +2,34 @@
 
 This is the `upload` command without click and without a terminal: it takes settings, a client and
 a ledger, and returns what happened to each chapter.
+
+Local and remote work overlap where that keeps the promise that nothing is uploaded when a
+selected chapter fails its checks:
+
+- Before anything is uploaded, every selected chapter gets the quick check (formats, sizes, sides,
+  page counts, cut-off files, PNG checksums, and the SHA-256 of every page, all in one read) and,
+  with --fix, its repairs. Any failure there: nothing is uploaded. This costs about a second per
+  150 MB chapter, a small part of uploading it.
+- With --deep, decoding every page is the slow part: it runs in a background thread (whose
+  process pool uses the idle cores) while chapters upload, the first chapter's before it is sent,
+  every later one's while an earlier one uploads. A page that only the deep check finds damaged
+  stops the run: the chapter in flight finishes, no chapter after it starts, and each of them is
+  reported as not uploaded with the reason (the published ones are skipped on the rerun).
+- While a chapter uploads, the questions its successor will ask first (is it on MangaDex already?
+  will it wait for approval?) are asked ahead, so that the next session begins right after the
+  commit's answer; with --deep, the first chapter's are asked (and the client signs in) while it is
+  decoded.
 """
 
 from __future__ import annotations
 
 import os
+import threading
+import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from platformdirs import user_cache_dir
@@ -84,7 +105,9 @@ def check_all(specs: list[ChapterSpec], workdir: Path, *, deep: bool = False, fi
 
 @dataclass
 class UploadOutcome:
-    """What `upload` did: the checks of every selected chapter and, when they passed, each result."""
+    """What `upload` did: the checks of every selected chapter made before anything was uploaded and, when
+    they passed, each chapter's result (with --deep, a chapter whose decoding failed later, and every one
+    after it, has a "failed" result saying it was not uploaded and why)."""
 
     reports: list[ChapterReport]
     plans: list[ChapterPlan] = field(default_factory=list)
@@ -105,21 +128,197 @@ def upload_manifest(manifest: Manifest, specs: list[ChapterSpec], workdir: Path,
                     dry_run: bool = False) -> UploadOutcome:
     """Check every selected chapter; if all pass (and this is no dry run), publish them one by one.
 
-    Nothing is uploaded when any selected chapter fails its checks. `connect` is called only when
-    there is something to upload, so a dry run or a failed check needs no credentials.
+    Nothing is uploaded when any selected chapter fails its checks (with --deep, the decoding of a
+    later chapter runs while earlier ones upload: see the module's docstring). `connect` is called
+    only when there is something to upload, so a dry run or a failed check needs no credentials.
     """
     if not dry_run:
         require_terms(manifest, accept_terms)
-    outcome = UploadOutcome(reports=check_all(specs, workdir, deep=deep, fix=fix))
+    # A dry run shows exactly what would be sent: every check, --deep included, comes first.
+    outcome = UploadOutcome(reports=check_all(specs, workdir, deep=deep and dry_run, fix=fix))
     if not outcome.checks_passed:
         return outcome
-    outcome.plans = [build_plan(manifest, r) for r in outcome.reports]
     if dry_run:
+        outcome.plans = [build_plan(manifest, r) for r in outcome.reports]
         return outcome
-    client = connect()
-    for plan in outcome.plans:
-        reporter.start_chapter(plan)
-        result = ChapterUpload(client, ledger, plan, options, reporter).run()
-        reporter.finish_chapter(result)
-        outcome.results.append(result)
+    checker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mdupload-deep-check")
+    client = None
+    try:
+        if deep:  # one thread, in manifest order: each chapter's decoding is done before the next begins
+            prepared = [checker.submit(_deep_check, spec, workdir / f"deep-{index:03d}", fix)
+                        for index, spec in enumerate(specs)]
+        else:
+            prepared = [_done(report) for report in outcome.reports]
+        client = _Lookahead(connect())
+        if deep:  # signing in and the first chapter's lookups overlap its decoding
+            client.ask_ahead(manifest, specs[0])
+        for index, spec in enumerate(specs):
+            stop = _failed_check(specs, prepared, index)
+            if stop is None and not prepared[index].done():
+                reporter.info(f"{spec.label}: waiting for its --deep check to finish")
+                wait([prepared[index]])
+                stop = _failed_check(specs, prepared, index)
+            if stop is not None:
+                for result in _not_uploaded(manifest, outcome.reports, specs, prepared, index, stop):
+                    reporter.finish_chapter(result)
+                    outcome.results.append(result)
+                break
+            plan = build_plan(manifest, prepared[index].result())
+            outcome.plans.append(plan)
+            ask_ahead = partial(client.ask_ahead, manifest, specs[index + 1]) if index + 1 < len(specs) else None
+            events = _Events(reporter, ask_ahead)
+            reporter.start_chapter(plan)
+            result = ChapterUpload(client, ledger, plan, options, events).run()
+            reporter.finish_chapter(result)
+            outcome.results.append(result)
+    finally:
+        checker.shutdown(wait=True, cancel_futures=True)
+        if client is not None:
+            client.close()
     return outcome
+
+
+def _deep_check(spec: ChapterSpec, workdir: Path, fix: bool) -> ChapterReport:
+    """The chapter checked as `validate --deep` checks it (repairs come from the fix cache by then)."""
+    return check_all([spec], workdir, deep=True, fix=fix)[0]
+
+
+def _done(report: ChapterReport) -> Future:
+    future: Future = Future()
+    future.set_result(report)
+    return future
+
+
+def _failed_check(specs: list[ChapterSpec], prepared: list[Future], start: int) -> int | None:
+    """The first chapter from `start` on whose (finished) deep check failed: the run stops before it."""
+    for index in range(start, len(specs)):
+        future = prepared[index]
+        if future.done() and (future.exception() is not None or not future.result().ok):
+            return index
+    return None
+
+
+def _not_uploaded(manifest: Manifest, reports: list[ChapterReport], specs: list[ChapterSpec], prepared: list[Future],
+                  start: int, failed: int) -> list[ChapterResult]:
+    """A failed result for each chapter from `start` on: the one whose deep check failed says why."""
+    exception = prepared[failed].exception()
+    label = specs[failed].label
+    results = []
+    for index in range(start, len(specs)):
+        report = reports[index]
+        if index == failed and exception is None:
+            report = prepared[index].result()
+        plan = build_plan(manifest, report)
+        if index != failed:
+            result = ChapterResult(plan, "failed", error=f"not uploaded: the run stopped because {label} failed its "
+                                                         "--deep check; fix it, then run again")
+        elif exception is not None:
+            result = ChapterResult(plan, "failed", error=f"its --deep check could not run ({exception}), so it "
+                                                         "was not uploaded and the run stopped")
+        else:
+            result = ChapterResult(plan, "failed", error=_deep_failure(report, published=start,
+                                                                       later=len(specs) - 1 - failed),
+                                   failed_pages=_problems_by_page(report))
+        results.append(result)
+    return results
+
+
+def _deep_failure(report: ChapterReport, *, published: int, later: int) -> str:
+    damaged = sum(1 for page in report.pages if not page.ok)
+    what = f"{damaged} page(s) failed the --deep check" if damaged else "the chapter failed the --deep check"
+    text = f"{what} (damage the quick check before the upload cannot see), so it was not uploaded"
+    if later:
+        text += f", nor the {later} chapter(s) after it"
+    if published:
+        text += f"; the {published} chapter(s) before it were published"
+    return text + (". Re-export or copy again the pages named below, then run the same command"
+                   + (": what was published is skipped." if published else "."))
+
+
+def _problems_by_page(report: ChapterReport) -> dict[str, str]:
+    problems: dict[str, str] = {}
+    for page in report.pages:
+        for problem in page.problems:
+            if problem.severity != "warning":
+                problems.setdefault(page.page.origin, problem.message + (f" ({problem.fix})" if problem.fix else ""))
+    for problem in report.problems:
+        if problem.severity != "warning":
+            problems.setdefault(str(report.spec.pages), problem.message + (f" ({problem.fix})" if problem.fix else ""))
+    return problems
+
+
+class _Events:
+    """The reporter, and a signal when a chapter's first batch is answered: the upload is in full swing,
+    and asking about the next chapter then takes nothing from it (its first requests are done)."""
+
+    def __init__(self, reporter, on_first_batch: Callable[[], None] | None):
+        self._reporter = reporter
+        self._on_first_batch: Callable[[], None] | None = on_first_batch
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name):
+        return getattr(self._reporter, name)
+
+    def pages_done(self, plan: ChapterPlan, count: int) -> None:
+        self._reporter.pages_done(plan, count)
+        with self._lock:
+            signal, self._on_first_batch = self._on_first_batch, None
+        if signal is not None:
+            signal()
+
+
+class _Lookahead:
+    """The client, with the first questions about the next chapter asked while the current one uploads.
+
+    `find_chapters` (is it on MangaDex already?) and `check_approval_required` answer from what was
+    asked ahead, once, when the answer is younger than FRESH_S; anything else, and any question asked
+    ahead that failed, goes to MangaDex at the moment the state machine asks it.
+    """
+
+    FRESH_S = 120.0
+
+    def __init__(self, client: MangaDexClient, clock: Callable[[], float] = time.monotonic):
+        self._client = client
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._answers: dict[tuple, tuple[float, Future]] = {}
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mdupload-ask-ahead")
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+    def ask_ahead(self, manifest: Manifest, spec: ChapterSpec) -> None:
+        questions = {
+            ("find_chapters", manifest.manga, spec.chapter, spec.language, tuple(spec.groups)):
+                lambda: self._client.find_chapters(manifest.manga, spec.chapter, spec.language, spec.groups),
+            ("check_approval_required", manifest.manga, spec.language):
+                lambda: self._client.check_approval_required(manifest.manga, spec.language),
+        }
+        with self._lock:
+            for key, ask in questions.items():
+                self._answers[key] = (self._clock(), self._pool.submit(ask))
+
+    def find_chapters(self, manga, chapter, language, groups):
+        return self._answer(("find_chapters", manga, chapter, language, tuple(groups)),
+                            lambda: self._client.find_chapters(manga, chapter, language, groups))
+
+    def check_approval_required(self, manga, locale):
+        return self._answer(("check_approval_required", manga, locale),
+                            lambda: self._client.check_approval_required(manga, locale))
+
+    def _answer(self, key: tuple, ask: Callable):
+        with self._lock:
+            asked = self._answers.pop(key, None)
+        if asked is not None:
+            when, future = asked
+            try:
+                answer = future.result()
+            except Exception:  # noqa: BLE001 - asked again below, where a failure is the state machine's to handle
+                answer = None
+            else:
+                if self._clock() - when <= self.FRESH_S:
+                    return answer
+        return ask()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)

@@ -199,6 +199,20 @@ def test_a_lower_limit_announced_by_the_server_is_adopted():
     assert clock() - T0 > 60
 
 
+def test_a_429_from_the_global_limit_does_not_shrink_an_endpoints_allowance():
+    # Found by the fault matrix: a burst of 429s saying "Limit: 5" (the per-second allowance) on a batch
+    # upload cut the upload.file bucket from 250 to 5 per minute, and the next batches waited a minute.
+    clock = VirtualClock()
+    limiter = RateLimiter(monotonic=clock, wall=clock, sleep=clock.sleep)
+    path = f"/upload/{SESSION}"
+    ticket = limiter.acquire("POST", path)
+    limiter.observe("POST", path, ticket, 429, {"X-RateLimit-Limit": "5", "X-RateLimit-Remaining": "0",
+                                                "X-RateLimit-Retry-After": str(T0 + 2)})
+    for _ in range(10):
+        limiter.acquire("POST", path)
+    assert clock() - T0 < 10  # closed until the Retry-After, then the global 5 a second, not 5 a minute
+
+
 class CountingServer:
     """Answers like MangaDex and counts like it: sliding or fixed windows, 429 past an allowance."""
 

@@ -332,7 +332,14 @@ def _parse(where: str, processed: bool, parse: Callable[[Any], Any], data: Any):
 
 
 def _data(document: Any) -> Any:
-    return document["data"] if isinstance(document, dict) and "data" in document else _fail("no 'data'")
+    """The answer's `data`. It is taken before _parse runs, so a missing one must fail inside it: the stand-in
+    raises KeyError('data') at the parser's first lookup (a traceback otherwise, or no OutcomeUnknown)."""
+    return document["data"] if isinstance(document, dict) and "data" in document else _NoData()
+
+
+class _NoData(dict):
+    def __getitem__(self, key):
+        raise KeyError("data")
 
 
 def _fail(what: str):
@@ -340,10 +347,12 @@ def _fail(what: str):
 
 
 def _object(data: Any) -> dict:
-    return data if isinstance(data, dict) else _fail("not a JSON object")
+    return data if isinstance(data, dict) and not isinstance(data, _NoData) else _fail("no 'data' object")
 
 
 def _relationships(entity: dict) -> list:
+    if not isinstance(entity, dict):  # also called before _parse: the parser then says what is wrong
+        return []
     relationships = entity.get("relationships") or []
     return relationships if isinstance(relationships, list) else _fail("'relationships' is not a list")
 

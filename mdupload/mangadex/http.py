@@ -2,7 +2,8 @@
 
 - A real User-Agent, timeouts (connect and read) on every request.
 - The Bearer token goes only to the configured API and token origins (scheme, host, port): a request
-  to any other host through this session carries none, and a redirect to another origin drops it.
+  to any other host through this session carries none, and a redirect to another origin drops it for
+  good (a redirect back does not restore it; a 401 from there is no reason to refresh).
 - Every request to the API host waits for the rate limiter first and reports the answer's headers.
 - Retries (tenacity) where they are safe: GET and DELETE on 5xx and lost answers; any request that
   provably did not reach MangaDex (no connection, 429, 503). A POST whose answer was lost raises
@@ -182,7 +183,8 @@ class Transport:
                            idempotent if idempotent is not None else method in ("GET", "DELETE"),
                            authed, True, params=params, json=json, body=body, body_description=body_description)
         raw = self._send(request)
-        if raw.status == 401 and authed and self.tokens is not None:
+        # A 401 says something about the token only where one went (not from a host a redirect led to).
+        if raw.status == 401 and authed and self.tokens is not None and raw.sent_token is not None:
             self.tokens.token_rejected(raw.sent_token)
             raw = self._send(request)
         if raw.status == 404 and method == "DELETE" and request.maybe_done:
@@ -333,7 +335,7 @@ class Transport:
         status = raw.status
         label = f"{status} {title or raw.reason}".strip()
         text = f"{label}: {detail}" if detail else label
-        kwargs = dict(status=status, title=title, detail=detail, errors=errors)
+        kwargs = {"status": status, "title": title, "detail": detail, "errors": errors}
         if status == 403 and any(e.title == CAPTCHA_TITLE for e in errors):
             return CaptchaRequired(
                 f"MangaDex wants a captcha solved before it accepts {request.where} from this account ({text}).",

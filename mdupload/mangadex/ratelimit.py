@@ -8,9 +8,15 @@ keeps every fixed window under it. Each window is padded (a quarter of it, at mo
 so that requests leaving a little apart cannot arrive closer together than allowed.
 
 The server's `X-RateLimit-Limit`, `X-RateLimit-Remaining` and `X-RateLimit-Retry-After` headers
-correct the count: when MangaDex says less is left than the log thinks (another program on the same
-IP, a run that just ended), the limiter believes MangaDex; `Remaining: 0` or a 429 closes the
-bucket until the window ends.
+correct the count. An answer says how many requests MangaDex counted in the window of that request
+(Limit - Remaining); the ones this limiter let through up to that request are known, so the rest
+were sent by someone else on the same IP (another program, a run that just ended). Those are
+added to the log as "foreign" requests that leave when MangaDex's window ends (Retry-After), so
+the limiter slows down exactly as much as MangaDex saw. It does not simply stop until Retry-After
+whenever Remaining reaches 0: Retry-After is rounded up to whole seconds, and waiting for it after
+each fifth request would waste most of a second every time the log already keeps the count. A lower
+Limit than the one known is adopted, and a 429 closes the bucket until the window ends (60 s when
+the answer does not say).
 """
 
 from __future__ import annotations
@@ -61,32 +67,33 @@ class _Bucket:
     limit: int
     window: float  # padded
     grants: deque = field(default_factory=deque)  # (monotonic time, ticket) of each request let through
+    foreign: list = field(default_factory=list)  # when each request someone else made leaves MangaDex's window
     closed_until: float = float("-inf")
-    server_left: int | None = None  # what MangaDex last said is left, minus what was sent since
-    server_until: float = float("-inf")
 
     def wait(self, now: float) -> float:
+        """Seconds until one more request fits (0: now)."""
         while self.grants and self.grants[0][0] <= now - self.window:
             self.grants.popleft()
+        self.foreign = [until for until in self.foreign if until > now]
         wait = 0.0
-        if len(self.grants) >= self.limit:
-            wait = self.grants[len(self.grants) - self.limit][0] + self.window - now
+        excess = len(self.grants) + len(self.foreign) - self.limit
+        if excess >= 0:
+            leaving = sorted([when + self.window for when, _ticket in self.grants] + self.foreign)
+            wait = leaving[excess] - now
         if self.closed_until > now:
             wait = max(wait, self.closed_until - now)
-        if self.server_left is not None:
-            if now >= self.server_until:
-                self.server_left = None
-            elif self.server_left <= 0:
-                wait = max(wait, self.server_until - now)
         return wait
 
     def grant(self, now: float, ticket: int) -> None:
         self.grants.append((now, ticket))
-        if self.server_left is not None:
-            self.server_left -= 1
 
-    def sent_after(self, ticket: int) -> int:
-        return sum(1 for _when, t in self.grants if t > ticket)
+    def learn(self, now: float, ticket: int, counted: int, until: float) -> None:
+        """MangaDex counted `counted` requests in the window of request `ticket`, a window ending at `until`."""
+        self.wait(now)  # forget what has left
+        ours = sum(1 for _when, t in self.grants if t <= ticket)  # what it can have counted of ours
+        unknown = counted - ours - len(self.foreign)
+        if unknown > 0:
+            self.foreign.extend([until] * unknown)
 
 
 class RateLimiter:
@@ -121,7 +128,10 @@ class RateLimiter:
             self._sleep(wait)
 
     def observe(self, method: str, path: str, ticket: int, status: int, headers: Mapping[str, str]) -> None:
-        """Correct the count from an answer's rate-limit headers (and close the bucket on a 429)."""
+        """Correct the count from an answer's rate-limit headers (and close the bucket on a 429).
+
+        The headers describe the endpoint's own window, or the global one for endpoints without one.
+        """
         name = bucket_for(method, path) or GLOBAL
         limit = _number(headers.get("X-RateLimit-Limit"))
         left = _number(headers.get("X-RateLimit-Remaining"))
@@ -129,20 +139,19 @@ class RateLimiter:
         with self._lock:
             bucket = self._buckets[name]
             now = self._monotonic()
-            until = now + (reset - self._wall() if reset is not None else bucket.window)
-            if limit is not None and 0 < limit < bucket.limit:
+            # Not from a 429: it may come from another limiter (the global one, 5 a second) than this bucket's.
+            if limit is not None and 0 < limit < bucket.limit and status != 429:
                 bucket.limit = int(limit)
             if status == 429:
-                if reset is None:
-                    until = now + limits.RATE_LIMIT_DEFAULT_WAIT_S
-                bucket.closed_until = max(bucket.closed_until, until)
-            elif left is not None:
-                # The window ends at most its length from now (Retry-After is rounded up to whole seconds).
-                until = min(until, now + bucket.window)
-                left = int(left) - bucket.sent_after(ticket)
-                if bucket.server_left is not None and bucket.server_until > now:
-                    left, until = min(left, bucket.server_left), max(until, bucket.server_until)
-                bucket.server_left, bucket.server_until = left, until
+                wait = reset - self._wall() if reset is not None else limits.RATE_LIMIT_DEFAULT_WAIT_S
+                bucket.closed_until = max(bucket.closed_until, now + wait)
+                return
+            if left is None:
+                return
+            # The window ends at most its length from now (Retry-After is rounded up to whole seconds).
+            until = min(now + (reset - self._wall() if reset is not None else bucket.window), now + bucket.window)
+            if until > now:  # an answer about a window that has ended says nothing about the next one
+                bucket.learn(now, ticket, int(limit if limit is not None else bucket.limit) - int(left), until)
 
 
 def _number(value: str | None) -> float | None:
