@@ -21,6 +21,7 @@ from .ledger import Ledger, default_ledger_path
 from .manifest import load_manifest
 from .output import Reporter, chapter_result_json, print_json
 from .redact import RedactingFilter
+from .upload import DEFAULT_CONCURRENCY
 
 log = logging.getLogger("mdupload")
 
@@ -174,7 +175,8 @@ def _show_problem(reporter: Reporter, where, problem) -> None:
 @click.option("--abandon-open", is_flag=True, help="Abandon an open session even when it was used recently.")
 @click.option("--force-new", is_flag=True, help="Upload even when the chapter already exists.")
 @click.option("--concurrency", type=click.IntRange(1, 8), default=None, metavar="N",
-              help="Batches in flight at once within a session.")
+              help=f"Batches in flight at once within a session (default {DEFAULT_CONCURRENCY}, measured by "
+                   "make bench).")
 @click.option("--deep", is_flag=True, help="Decode every page fully before uploading.")
 @_fix_option
 @click.option("--dry-run", is_flag=True, help="Check, then print what would be sent; upload nothing.")
@@ -189,7 +191,7 @@ def _show_problem(reporter: Reporter, where, problem) -> None:
 def upload(manifest, chapters, accept_terms, stale_after, abandon_open, force_new, concurrency, deep, fix,
            dry_run, quiet, archive, archive_to, api_url, auth_url, dev, ledger_path, as_json):
     """Check, then publish the manifest's chapters to MangaDex."""
-    from .upload import DEFAULT_CONCURRENCY, UploadOptions
+    from .upload import UploadOptions
 
     loaded = load_manifest(manifest)
     specs = loaded.select(chapters)
@@ -294,7 +296,8 @@ def _dry_run_json(plan) -> dict:
 @click.option("--stale-after", type=click.FloatRange(min=0), default=10, show_default=True, metavar="MIN",
               help="An open session untouched this many minutes is abandoned.")
 @click.option("--concurrency", type=click.IntRange(1, 8), default=None, metavar="N",
-              help="Batches in flight at once within a session.")
+              help=f"Batches in flight at once within a session (default {DEFAULT_CONCURRENCY}, measured by "
+                   "make bench).")
 @_host_options
 @_ledger_option
 def watch(inbox, series_paths, settle, once, accept_terms, stale_after, concurrency, api_url, auth_url, dev,
@@ -304,7 +307,7 @@ def watch(inbox, series_paths, settle, once, accept_terms, stale_after, concurre
     Published items move to INBOX/done/ with a JSON receipt, failed ones to INBOX/failed/ with a
     .error.txt saying what to fix. Runs until SIGINT/SIGTERM (the chapter in flight is finished first).
     """
-    from .upload import DEFAULT_CONCURRENCY, UploadOptions
+    from .upload import UploadOptions
     from .watch import run_watch
 
     reporter = Reporter(quiet=False, force_plain=True)  # a log, not a terminal show

@@ -134,6 +134,7 @@ def upload_manifest(manifest: Manifest, specs: list[ChapterSpec], workdir: Path,
     """
     if not dry_run:
         require_terms(manifest, accept_terms)
+        specs = _interrupted_first(manifest, specs, ledger)
     # A dry run shows exactly what would be sent: every check, --deep included, comes first.
     outcome = UploadOutcome(reports=check_all(specs, workdir, deep=deep and dry_run, fix=fix))
     if not outcome.checks_passed:
@@ -175,7 +176,20 @@ def upload_manifest(manifest: Manifest, specs: list[ChapterSpec], workdir: Path,
         checker.shutdown(wait=True, cancel_futures=True)
         if client is not None:
             client.close()
+    in_manifest_order = {manifest.chapter_key(spec): n for n, spec in enumerate(manifest.chapters)}
+    outcome.reports.sort(key=lambda report: in_manifest_order[manifest.chapter_key(report.spec)])
+    outcome.results.sort(key=lambda result: in_manifest_order[result.plan.key])
     return outcome
+
+
+def _interrupted_first(manifest: Manifest, specs: list[ChapterSpec], ledger: Ledger) -> list[ChapterSpec]:
+    """The chapters whose session an earlier run left open go first: their session is the account's one
+    open session, and any other chapter would find it in its way. The result lists keep manifest order."""
+    def interrupted(spec: ChapterSpec) -> bool:
+        record = ledger.chapter(manifest.chapter_key(spec))
+        return record is not None and record.session_id is not None and record.state not in ("COMMITTED", "SKIPPED")
+
+    return sorted(specs, key=lambda spec: not interrupted(spec))
 
 
 def _deep_check(spec: ChapterSpec, workdir: Path, fix: bool) -> ChapterReport:

@@ -304,3 +304,40 @@ def test_watch_stops_with_exit_3_when_it_cannot_sign_in(sandbox, tmp_path, env):
                   {**env, "MDUPLOAD_PASSWORD": "wrong"})
     assert run.code == 3, run.stderr
     assert (inbox / "Demo Series - c001").exists()  # not filed as failed: nothing is wrong with the item
+
+
+class _Killed(BaseException):
+    """What SIGKILL would do to the process at this point: nothing after it runs."""
+
+
+def test_a_rerun_finishes_the_interrupted_chapter_first_so_no_other_finds_its_session_in_the_way(sandbox, series,
+                                                                                               tmp_path):
+    from mdupload.manifest import load_manifest
+    from mdupload.output import Reporter
+    from mdupload.publish import build_plan, check_all, upload_manifest
+
+    manifest = load_manifest(series)
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    client = MangaDexClient(api_url=sandbox.api_url, auth_url=sandbox.auth_url, rate_limiter=None,
+                            credentials=Credentials.from_env(sandbox.env))
+    chapter_2 = next(spec for spec in manifest.chapters if spec.chapter == "2")
+    plan = build_plan(manifest, check_all([chapter_2], tmp_path / "work")[0])
+
+    def killed_while_sending(*_args, **_kwargs):
+        raise _Killed
+
+    client_upload, client.upload_files = client.upload_files, killed_while_sending
+    with pytest.raises(_Killed):
+        ChapterUpload(client, ledger, plan).run()
+    client.upload_files = client_upload
+    [left_open] = sandbox.state()["sessions"]  # chapter 2's, fresh: any other chapter would have to stop
+
+    outcome = upload_manifest(manifest, list(manifest.chapters), tmp_path / "rerun", connect=lambda: client,
+                              ledger=ledger, reporter=Reporter(quiet=True), options=UploadOptions(),
+                              accept_terms=True)
+    assert [(r.plan.draft["chapter"], r.status) for r in outcome.results] == [
+        ("1", "uploaded"), ("2", "uploaded"), ("2.5", "uploaded")]  # reported in manifest order
+    assert any("resuming session" in notice for notice in outcome.results[1].notices)
+    chapters = sandbox.state()["chapters"]
+    assert [c["chapter"] for c in chapters] == ["2", "1", "2.5"]  # published interrupted-first
+    assert left_open["id"] and sandbox.state()["sessions"] == []
