@@ -52,6 +52,7 @@ from .mangadex.client import (
     Hosts,
     resolve_hosts,
 )
+from .options import host_options, json_flag
 from .output import print_json
 from .redact import redact
 
@@ -492,24 +493,6 @@ def _gather(username: str | None, environ: Mapping[str, str]) -> dict[str, str]:
     return values
 
 
-# The same options as cli._host_options and cli._json_flag: cli.py imports this module while it is being
-# imported itself, so this module cannot import from it.
-def _host_options(f):
-    f = click.option("--dev", is_flag=True, help="Use api.mangadex.dev and auth.mangadex.dev.")(f)
-    f = click.option("--auth-url", metavar="URL", help="OAuth token URL (env MDUPLOAD_AUTH_URL).")(f)
-    f = click.option("--api-url", metavar="URL", help="MangaDex API base URL (env MDUPLOAD_API_URL).")(f)
-    return f
-
-
-def _json_flag(f):
-    def remember(ctx, _param, value):
-        ctx.meta["mdupload.json"] = value
-        return value
-
-    return click.option("--json", "as_json", is_flag=True, callback=remember, is_eager=True,
-                        help="Write one JSON result document to stdout (people's output stays on stderr).")(f)
-
-
 def _when(timestamp: float | None) -> str | None:
     if timestamp is None:
         return None
@@ -518,8 +501,8 @@ def _when(timestamp: float | None) -> str | None:
 
 @click.command("login")
 @click.option("--username", metavar="NAME", help="The MangaDex username (else MDUPLOAD_USERNAME, else asked).")
-@_host_options
-@_json_flag
+@host_options
+@json_flag
 def login_command(username, api_url, auth_url, dev, as_json):
     """Sign in once and keep what signing in again needs (never the password).
 
@@ -573,8 +556,8 @@ def login_command(username, api_url, auth_url, dev, as_json):
 @click.option("--account", "name", metavar="NAME", help=f"Which stored account of this API (else {ACCOUNT_ENV}, "
                                                          "else the one signed in last).")
 @click.option("--all", "everything", is_flag=True, help="Remove every stored account, for every API.")
-@_host_options
-@_json_flag
+@host_options
+@json_flag
 def logout_command(name, everything, api_url, auth_url, dev, as_json):
     """Remove a stored account: its client id, client secret and refresh token."""
     store = AccountStore.from_env()
@@ -609,8 +592,8 @@ def logout_command(name, everything, api_url, auth_url, dev, as_json):
                                                          "else the one signed in last).")
 @click.option("--all", "everything", is_flag=True, help="List every stored account, for every API.")
 @click.option("--check", is_flag=True, help="Also sign in, to prove MangaDex still accepts the credentials.")
-@_host_options
-@_json_flag
+@host_options
+@json_flag
 def whoami_command(name, everything, check, api_url, auth_url, dev, as_json):
     """Show which account commands use here, and where its credentials come from."""
     store = AccountStore.from_env()

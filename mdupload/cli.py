@@ -17,8 +17,16 @@ import click
 from . import __version__
 from .ci import annotate_error, annotate_reports, annotate_results, write_step_summary
 from .errors import EXIT_FAILED, EXIT_OK, MdUploadError
-from .ledger import Ledger, default_ledger_path
 from .manifest import load_manifest
+from .options import (
+    chapter_option,
+    fix_option,
+    host_options,
+    json_flag,
+    ledger_option,
+    manifest_argument,
+    open_ledger,
+)
 from .output import Reporter, chapter_result_json, print_json
 from .redact import RedactingFilter
 from .upload import DEFAULT_CONCURRENCY
@@ -62,40 +70,6 @@ def main(verbose: int) -> None:
     _setup_logging(verbose)
 
 
-def _json_flag(f):
-    def remember(ctx, _param, value):
-        ctx.meta["mdupload.json"] = value
-        return value
-
-    return click.option("--json", "as_json", is_flag=True, expose_value=True, callback=remember, is_eager=True,
-                        help="Write one JSON result document to stdout (people's output stays on stderr).")(f)
-
-
-_chapter_option = click.option("--chapter", "chapters", multiple=True, metavar="N",
-                               help="Only this chapter number (repeatable; 'oneshot' for a oneshot).")
-_fix_option = click.option(
-    "--fix", is_flag=True,
-    help="Repair fixable pages (split long strips, convert formats, re-encode oversize pages) into a work "
-         "folder; the originals are never touched.")
-_manifest_argument = click.argument("manifest", type=click.Path(path_type=Path))
-
-
-def _host_options(f):
-    f = click.option("--dev", is_flag=True, help="Use api.mangadex.dev and auth.mangadex.dev.")(f)
-    f = click.option("--auth-url", metavar="URL", help="OAuth token URL (env MDUPLOAD_AUTH_URL).")(f)
-    f = click.option("--api-url", metavar="URL", help="MangaDex API base URL (env MDUPLOAD_API_URL).")(f)
-    return f
-
-
-def _ledger_option(f):
-    return click.option("--ledger", "ledger_path", type=click.Path(path_type=Path), metavar="PATH",
-                        help="The ledger file (env MDUPLOAD_LEDGER; default in the user's state folder).")(f)
-
-
-def _open_ledger(path: Path | None) -> Ledger:
-    return Ledger(path or default_ledger_path())
-
-
 def _client(api_url, auth_url, dev):
     """A signed-in client: MDUPLOAD_* credentials when set, else the account `mdupload login` stored for this
     API (MDUPLOAD_ACCOUNT picks one when several are stored); see accounts.py."""
@@ -107,11 +81,11 @@ def _client(api_url, auth_url, dev):
 # --- validate ----------------------------------------------------------------------------------
 
 @main.command()
-@_manifest_argument
-@_chapter_option
+@manifest_argument
+@chapter_option
 @click.option("--deep", is_flag=True, help="Decode every page fully (finds corrupt pixel data headers hide).")
-@_fix_option
-@_json_flag
+@fix_option
+@json_flag
 def validate(manifest, chapters, deep, fix, as_json):
     """Check every page of the manifest's chapters against MangaDex's rules."""
     from .publish import check_all
@@ -167,8 +141,8 @@ def _show_problem(reporter: Reporter, where, problem) -> None:
 # --- upload ------------------------------------------------------------------------------------
 
 @main.command()
-@_manifest_argument
-@_chapter_option
+@manifest_argument
+@chapter_option
 @click.option("--accept-terms", is_flag=True, help="Accept MangaDex's upload terms (or MDUPLOAD_ACCEPT_TERMS=1).")
 @click.option("--stale-after", type=click.FloatRange(min=0), default=10, show_default=True, metavar="MIN",
               help="An open session untouched this many minutes is abandoned.")
@@ -178,16 +152,16 @@ def _show_problem(reporter: Reporter, where, problem) -> None:
               help=f"Batches in flight at once within a session (default {DEFAULT_CONCURRENCY}, measured by "
                    "make bench).")
 @click.option("--deep", is_flag=True, help="Decode every page fully before uploading.")
-@_fix_option
+@fix_option
 @click.option("--dry-run", is_flag=True, help="Check, then print what would be sent; upload nothing.")
 @click.option("--quiet", is_flag=True, help="Print nothing on stderr but errors.")
 @click.option("--archive", is_flag=True,
               help="Then store the published chapters in LANraragi (the manifest's lanraragi: section, or "
                    "MDUPLOAD_LANRARAGI_URL; the key from MDUPLOAD_LANRARAGI_KEY).")
 @click.option("--archive-to", metavar="URL", help="The LANraragi server for --archive.")
-@_host_options
-@_ledger_option
-@_json_flag
+@host_options
+@ledger_option
+@json_flag
 def upload(manifest, chapters, accept_terms, stale_after, abandon_open, force_new, concurrency, deep, fix,
            dry_run, quiet, archive, archive_to, api_url, auth_url, dev, ledger_path, as_json):
     """Check, then publish the manifest's chapters to MangaDex."""
@@ -218,7 +192,7 @@ def publish_and_report(loaded, specs, *, reporter: Reporter, options, connect, l
     return the JSON document (`watch` publishes each item through this too)."""
     from .publish import upload_manifest
 
-    ledger = None if dry_run else _open_ledger(ledger_path)
+    ledger = None if dry_run else open_ledger(ledger_path)
     archived = None
     with tempfile.TemporaryDirectory(prefix="mdupload-") as workdir:
         outcome = upload_manifest(loaded, specs, Path(workdir), connect=connect, ledger=ledger, reporter=reporter,
@@ -298,8 +272,8 @@ def _dry_run_json(plan) -> dict:
 @click.option("--concurrency", type=click.IntRange(1, 8), default=None, metavar="N",
               help=f"Batches in flight at once within a session (default {DEFAULT_CONCURRENCY}, measured by "
                    "make bench).")
-@_host_options
-@_ledger_option
+@host_options
+@ledger_option
 def watch(inbox, series_paths, settle, once, accept_terms, stale_after, concurrency, api_url, auth_url, dev,
           ledger_path):
     """Publish every chapter that appears in INBOX (a folder, .zip or .cbz), once it is complete.
@@ -332,8 +306,8 @@ def watch(inbox, series_paths, settle, once, accept_terms, stale_after, concurre
 
 @main.command()
 @click.option("--abandon", is_flag=True, help="Abandon the open session.")
-@_host_options
-@_json_flag
+@host_options
+@json_flag
 def sessions(abandon, api_url, auth_url, dev, as_json):
     """Show (or abandon) the account's open upload session."""
     from datetime import datetime
@@ -360,10 +334,10 @@ def sessions(abandon, api_url, auth_url, dev, as_json):
 # --- status ------------------------------------------------------------------------------------
 
 @main.command()
-@_manifest_argument
-@_chapter_option
-@_ledger_option
-@_json_flag
+@manifest_argument
+@chapter_option
+@ledger_option
+@json_flag
 def status(manifest, chapters, ledger_path, as_json):
     """Show what the ledger knows of each chapter of the manifest.
 
@@ -372,7 +346,7 @@ def status(manifest, chapters, ledger_path, as_json):
     failed (why). Nothing is asked of MangaDex.
     """
     loaded = load_manifest(manifest)
-    ledger = _open_ledger(ledger_path)
+    ledger = open_ledger(ledger_path)
     running = ledger.writer_running()
     rows = []
     for spec in loaded.select(chapters):

@@ -25,16 +25,16 @@ from .athome import (
     local_pages_from_disk,
     verify_chapters,
 )
-from .cli import (
-    _chapter_option,
-    _host_options,
-    _json_flag,
-    _ledger_option,
-    _manifest_argument,
-    _open_ledger,
-)
 from .errors import EXIT_FAILED, EXIT_OK
 from .manifest import load_manifest
+from .options import (
+    chapter_option,
+    host_options,
+    json_flag,
+    ledger_option,
+    manifest_argument,
+    open_ledger,
+)
 from .output import Reporter, print_json
 
 _CHAPTER_URL = re.compile(r"/chapter/([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})")
@@ -55,16 +55,16 @@ _quiet_option = click.option("--quiet", is_flag=True, help="Print nothing on std
 
 
 @click.command("verify")
-@_manifest_argument
-@_chapter_option
+@manifest_argument
+@chapter_option
 @click.option("--wait", "wait_minutes", type=click.FloatRange(min=0), default=0, metavar="MINUTES",
               help="Keep asking for this long until MangaDex has processed the chapters (default: ask once).")
 @click.option("--download", is_flag=True,
               help="Download every page and compare it with the local one (bytes, else dimensions).")
 @_quiet_option
-@_host_options
-@_ledger_option
-@_json_flag
+@host_options
+@ledger_option
+@json_flag
 def verify_command(manifest, chapters, wait_minutes, download, quiet, api_url, auth_url, dev, ledger_path, as_json):
     """Check that MangaDex@Home serves each published chapter of MANIFEST whole and in order.
 
@@ -73,7 +73,7 @@ def verify_command(manifest, chapters, wait_minutes, download, quiet, api_url, a
     """
     loaded = load_manifest(manifest)
     specs = loaded.select(chapters)
-    ledger = _open_ledger(ledger_path)
+    ledger = open_ledger(ledger_path)
     reporter = Reporter(quiet=quiet)
     reader = AtHomeReader(_reading_client(api_url, auth_url, dev))
     waiting = _WaitNotice(reporter)
@@ -136,8 +136,8 @@ def _show_check(reporter: Reporter, check: ChapterCheck) -> None:
 @click.argument("dest", type=click.Path(path_type=Path))
 @click.option("--data-saver", is_flag=True, help="The smaller data-saver images instead of the originals.")
 @_quiet_option
-@_host_options
-@_json_flag
+@host_options
+@json_flag
 def pull_command(chapter_id, dest, data_saver, quiet, api_url, auth_url, dev, as_json):
     """Download a chapter's pages from MangaDex@Home into DEST as 001.png, 002.jpg... (reading order).
 
@@ -201,14 +201,14 @@ class _PullProgress(PullEvents):
 
 
 @click.command("archive")
-@_manifest_argument
-@_chapter_option
+@manifest_argument
+@chapter_option
 @click.option("--to", "to", metavar="URL",
               help="The LANraragi server (env MDUPLOAD_LANRARAGI_URL; default: the manifest's `lanraragi: url`).")
 @_quiet_option
-@_host_options
-@_ledger_option
-@_json_flag
+@host_options
+@ledger_option
+@json_flag
 def archive_command(manifest, chapters, to, quiet, api_url, auth_url, dev, ledger_path, as_json):
     """Store each published chapter of MANIFEST in a LANraragi library as a .cbz with ComicInfo.xml.
 
@@ -221,7 +221,7 @@ def archive_command(manifest, chapters, to, quiet, api_url, auth_url, dev, ledge
     loaded = load_manifest(manifest)
     specs = loaded.select(chapters)
     target = resolve_target(loaded, to)
-    ledger = _open_ledger(ledger_path)
+    ledger = open_ledger(ledger_path)
     reporter = Reporter(quiet=quiet)
     with tempfile.TemporaryDirectory(prefix="mdupload-archive-") as workdir:
         run = archive_chapters(loaded, specs, ledger, lanraragi=LanraragiClient.from_env(target.url),

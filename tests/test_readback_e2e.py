@@ -24,12 +24,6 @@ C001 = [f"{n}.png" for n in range(1, 11)]
 
 
 @pytest.fixture
-def sandbox():
-    with start_sandbox(SandboxConfig(rate_limits=False)) as running:
-        yield running
-
-
-@pytest.fixture
 def lrr():
     with start_lanraragi(api_key=KEY, categories=["Manga"]) as library:
         yield library

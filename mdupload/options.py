@@ -1,0 +1,43 @@
+"""The options several commands share (cli.py, accounts.py and readback_cli.py all use them)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .ledger import Ledger, default_ledger_path
+
+
+def json_flag(f):
+    def remember(ctx, _param, value):
+        ctx.meta["mdupload.json"] = value
+        return value
+
+    return click.option("--json", "as_json", is_flag=True, expose_value=True, callback=remember, is_eager=True,
+                        help="Write one JSON result document to stdout (people's output stays on stderr).")(f)
+
+
+chapter_option = click.option("--chapter", "chapters", multiple=True, metavar="N",
+                              help="Only this chapter number (repeatable; 'oneshot' for a oneshot).")
+fix_option = click.option(
+    "--fix", is_flag=True,
+    help="Repair fixable pages (split long strips, convert formats, re-encode oversize pages) into a work "
+         "folder; the originals are never touched.")
+manifest_argument = click.argument("manifest", type=click.Path(path_type=Path))
+
+
+def host_options(f):
+    f = click.option("--dev", is_flag=True, help="Use api.mangadex.dev and auth.mangadex.dev.")(f)
+    f = click.option("--auth-url", metavar="URL", help="OAuth token URL (env MDUPLOAD_AUTH_URL).")(f)
+    f = click.option("--api-url", metavar="URL", help="MangaDex API base URL (env MDUPLOAD_API_URL).")(f)
+    return f
+
+
+def ledger_option(f):
+    return click.option("--ledger", "ledger_path", type=click.Path(path_type=Path), metavar="PATH",
+                        help="The ledger file (env MDUPLOAD_LEDGER; default in the user's state folder).")(f)
+
+
+def open_ledger(path: Path | None) -> Ledger:
+    return Ledger(path or default_ledger_path())
