@@ -341,3 +341,46 @@ def test_a_rerun_finishes_the_interrupted_chapter_first_so_no_other_finds_its_se
     chapters = sandbox.state()["chapters"]
     assert [c["chapter"] for c in chapters] == ["2", "1", "2.5"]  # published interrupted-first
     assert left_open["id"] and sandbox.state()["sessions"] == []
+
+
+def test_a_watcher_killed_mid_upload_and_restarted_finishes_without_a_duplicate(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from mdupload.sandbox import SandboxConfig, start_sandbox
+
+    slow = start_sandbox(SandboxConfig(rate_limits=False, latency=0.3))
+    try:
+        env = cli_env(slow, tmp_path / "ledger.sqlite")
+        inbox = tmp_path / "inbox"
+        item = inbox / "Demo Series - c004 [Demo Scans]"
+        item.mkdir(parents=True)
+        for n in range(1, 26):
+            Image.new("RGB", (600, 900), (n * 9, 40, 40)).save(item / f"{n}.png")
+        series_file = tmp_path / "demo.yaml"
+        series_file.write_text(f"manga: {MANGA}\ngroups: []\nlanguage: en\nmatch: Demo Series\nterms_accepted: true\n")
+        args = [sys.executable, "-m", "mdupload", "watch", str(inbox), "--series", str(series_file), "--settle", "0"]
+        watcher = subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 60
+            while not any(r["method"] == "POST" and r["path"].count("/") == 2 and r["status"] == 200
+                          and not r["path"].endswith(("begin", "commit", "approval-required"))
+                          for r in slow.state()["requests"]):
+                assert time.monotonic() < deadline and watcher.poll() is None, "the watcher never sent a batch"
+                time.sleep(0.05)
+            watcher.send_signal(signal.SIGKILL)  # the first batch is in, the others are not
+        finally:
+            watcher.wait(timeout=10)
+        assert slow.state()["chapters"] == [] and len(slow.state()["sessions"]) == 1
+        run = run_cli(args[3:] + ["--once"], env)
+        assert run.code == 0, run.stderr
+        assert "resuming session" in run.stderr
+        [chapter] = slow.state()["chapters"]
+        assert [p["originalFileName"] for p in chapter["pages"]] == [f"{n}.png" for n in range(1, 26)]
+        assert slow.state()["sessions"] == [] and (inbox / "done" / f"{item.name}.json").exists()
+        assert run_cli(args[3:] + ["--once"], env).code == 0 and len(slow.state()["chapters"]) == 1
+    finally:
+        slow.stop()
