@@ -68,7 +68,8 @@ class ChapterReport:
         return document
 
 
-def check_chapter(spec: ChapterSpec, workdir: Path, *, deep: bool = False) -> ChapterReport:
+def check_chapter(spec: ChapterSpec, workdir: Path, *, deep: bool = False,
+                  checkers: PageCheckers | None = None) -> ChapterReport:
     """Collect and check every page of the chapter; whatever is wrong is in the report, nothing is raised."""
     report = ChapterReport(spec=spec)
     try:
@@ -79,7 +80,7 @@ def check_chapter(spec: ChapterSpec, workdir: Path, *, deep: bool = False) -> Ch
         return report
     report.warnings = collected.warnings
     try:
-        report.pages = _check_pages(collected.pages, deep)
+        report.pages = _check_pages(collected.pages, deep, checkers)
     except BrokenProcessPool:
         report.problems.append(Problem(
             "check-crashed", "error", "a process checking the pages died (out of memory on a huge page?)",
@@ -89,7 +90,8 @@ def check_chapter(spec: ChapterSpec, workdir: Path, *, deep: bool = False) -> Ch
     return report
 
 
-def fix_chapter(report: ChapterReport, workdir: Path, *, cache_dir: Path | None = None) -> ChapterReport:
+def fix_chapter(report: ChapterReport, workdir: Path, *, cache_dir: Path | None = None,
+                checkers: PageCheckers | None = None) -> ChapterReport:
     """--fix on a checked chapter: repair its fixable pages into `workdir`, then check the result again.
 
     The originals are never touched. The new report lists the pages to upload in natural order
@@ -105,7 +107,7 @@ def fix_chapter(report: ChapterReport, workdir: Path, *, cache_dir: Path | None 
         return replace(report, problems=[*report.problems, Problem("fix-failed", "error", exc.message, exc.hint)])
     repaired = [page for result in fixed if result.done and not result.problems for page in result.pages]
     try:
-        checked = dict(zip(repaired, _check_pages(repaired, deep=False)))  # the fix decoded them all already
+        checked = dict(zip(repaired, _check_pages(repaired, False, checkers)))  # the fix decoded them all already
     except BrokenProcessPool:
         return replace(report, problems=[*report.problems, Problem(
             "check-crashed", "error", "a process checking the repaired pages died (out of memory?)",
@@ -123,15 +125,42 @@ def fix_chapter(report: ChapterReport, workdir: Path, *, cache_dir: Path | None 
                          problems=_chapter_problems(pages), fixes=[f for f in fixed if f.done or f.problems])
 
 
-def _check_pages(pages: list[Page], deep: bool) -> list[PageReport]:
-    """Check the pages, in parallel processes when there are many; the result keeps their order."""
-    check = partial(check_page, deep=deep)
-    if len(pages) < PARALLEL_FROM_PAGES:
-        return [check(page) for page in pages]
-    workers = min(MAX_WORKERS, os.cpu_count() or 1)
-    # "spawn": a forked child could inherit a lock held by another thread (progress bars, the sandbox).
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return list(pool.map(check, pages, chunksize=max(1, len(pages) // (4 * workers))))
+class PageCheckers:
+    """The worker processes that check pages, started on first need and shared by every chapter checked
+    while the block is open (starting them costs about a second: once per run, not once per chapter)."""
+
+    def __init__(self):
+        self._pool: ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> PageCheckers:
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def check(self, pages: list[Page], deep: bool) -> list[PageReport]:
+        """Check the pages, in the worker processes when there are many; the result keeps their order."""
+        check = partial(check_page, deep=deep)
+        if len(pages) < PARALLEL_FROM_PAGES:
+            return [check(page) for page in pages]
+        workers = min(MAX_WORKERS, os.cpu_count() or 1)
+        if self._pool is None:
+            # "spawn": a forked child could inherit a lock held by another thread (progress bars, the sandbox).
+            self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+        try:
+            return list(self._pool.map(check, pages, chunksize=max(1, len(pages) // (4 * workers))))
+        except BrokenProcessPool:
+            self._pool = None  # a worker died: the next chapter starts new ones
+            raise
+
+
+def _check_pages(pages: list[Page], deep: bool, checkers: PageCheckers | None) -> list[PageReport]:
+    if checkers is not None:
+        return checkers.check(pages, deep)
+    with PageCheckers() as own:
+        return own.check(pages, deep)
 
 
 def _chapter_problems(pages: list[PageReport]) -> list[Problem]:

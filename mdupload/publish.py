@@ -34,7 +34,7 @@ from pathlib import Path
 
 from platformdirs import user_cache_dir
 
-from .checks import ChapterReport, check_chapter, fix_chapter
+from .checks import ChapterReport, PageCheckers, check_chapter, fix_chapter
 from .errors import UsageError
 from .ledger import Ledger
 from .mangadex.client import MangaDexClient
@@ -93,13 +93,14 @@ def fix_cache_dir() -> Path:
 def check_all(specs: list[ChapterSpec], workdir: Path, *, deep: bool = False, fix: bool = False) -> list[ChapterReport]:
     """Check each chapter; repair the fixable pages of those with `--fix` or `fix: true` into `workdir`."""
     reports = []
-    for index, spec in enumerate(specs):
-        chapter_dir = workdir / f"chapter-{index:03d}"
-        chapter_dir.mkdir(parents=True, exist_ok=True)
-        report = check_chapter(spec, chapter_dir / "pages", deep=deep)
-        if fix or spec.fix:
-            report = fix_chapter(report, chapter_dir / "fixed", cache_dir=fix_cache_dir())
-        reports.append(report)
+    with PageCheckers() as checkers:
+        for index, spec in enumerate(specs):
+            chapter_dir = workdir / f"chapter-{index:03d}"
+            chapter_dir.mkdir(parents=True, exist_ok=True)
+            report = check_chapter(spec, chapter_dir / "pages", deep=deep, checkers=checkers)
+            if fix or spec.fix:
+                report = fix_chapter(report, chapter_dir / "fixed", cache_dir=fix_cache_dir(), checkers=checkers)
+            reports.append(report)
     return reports
 
 
