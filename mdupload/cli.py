@@ -15,8 +15,14 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .ci import annotate_error, annotate_reports, annotate_results, write_step_summary
-from .errors import EXIT_FAILED, EXIT_OK, MdUploadError
+from .ci import (
+    annotate,
+    annotate_error,
+    annotate_reports,
+    annotate_results,
+    write_step_summary,
+)
+from .errors import EXIT_AUTH, EXIT_FAILED, EXIT_OK, AuthError, MdUploadError
 from .manifest import load_manifest
 from .options import (
     chapter_option,
@@ -28,7 +34,7 @@ from .options import (
     open_ledger,
 )
 from .output import Reporter, chapter_result_json, print_json
-from .redact import RedactingFilter
+from .redact import RedactingFilter, redact
 from .upload import DEFAULT_CONCURRENCY
 
 log = logging.getLogger("mdupload")
@@ -50,6 +56,17 @@ class CommandGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted: run the same command again to resume where it stopped", err=True)
             ctx.exit(130)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as exc:  # a bug: one line, redacted like everything else; the traceback only with -v
+            message = redact(f"unexpected error ({type(exc).__name__}: {exc}).")
+            hint = "Run it again with -v for the details, and please report it; what was done is in the ledger."
+            annotate("error", f"{message} {hint}", title="mdupload")
+            if ctx.meta.get("mdupload.json"):
+                print_json({"ok": False, "error": message, "chapters": []})
+            click.echo(f"error: {message} {hint}", err=True)
+            log.debug("details", exc_info=True)
+            ctx.exit(EXIT_FAILED)
 
 
 def _setup_logging(verbose: int) -> None:
@@ -178,21 +195,21 @@ def upload(manifest, chapters, accept_terms, stale_after, abandon_open, force_ne
 
         archive_target = resolve_target(loaded, archive_to)
     document = publish_and_report(loaded, specs, reporter=reporter, options=options,
-                                  connect=lambda: _client(api_url, auth_url, dev), ledger_path=ledger_path,
+                                  connect=lambda: _client(api_url, auth_url, dev),
+                                  ledger=None if dry_run else open_ledger(ledger_path),
                                   api_url=_api_url(api_url, dev), accept_terms=accept_terms, deep=deep, fix=fix,
                                   dry_run=dry_run, archive_target=archive_target)
     if as_json:
         print_json(document)
-    sys.exit(EXIT_OK if document["ok"] else EXIT_FAILED)
+    sys.exit(EXIT_AUTH if document.get("signed_out") else EXIT_OK if document["ok"] else EXIT_FAILED)
 
 
-def publish_and_report(loaded, specs, *, reporter: Reporter, options, connect, ledger_path, api_url,
+def publish_and_report(loaded, specs, *, reporter: Reporter, options, connect, ledger, api_url,
                        accept_terms=False, deep=False, fix=False, dry_run=False, archive_target=None) -> dict:
     """`upload` without the exit: check and publish (then archive, with a target), tell people and GitHub,
     return the JSON document (`watch` publishes each item through this too)."""
     from .publish import upload_manifest
 
-    ledger = None if dry_run else open_ledger(ledger_path)
     archived = None
     with tempfile.TemporaryDirectory(prefix="mdupload-") as workdir:
         outcome = upload_manifest(loaded, specs, Path(workdir), connect=connect, ledger=ledger, reporter=reporter,
@@ -226,6 +243,10 @@ def publish_and_report(loaded, specs, *, reporter: Reporter, options, connect, l
          "error": r.error} for r in outcome.results], api_url=api_url)
     document = {"ok": outcome.ok and (archived is None or archived.ok),
                 "chapters": [chapter_result_json(r) for r in outcome.results]}
+    if outcome.signed_out is not None:
+        reporter.error(str(outcome.signed_out))
+        annotate_error(outcome.signed_out)
+        document.update(ok=False, error=str(outcome.signed_out), signed_out=True)
     if archived is not None:
         document["archive"] = archived.to_json()
     return document
@@ -294,10 +315,15 @@ def watch(inbox, series_paths, settle, once, accept_terms, stale_after, concurre
             clients.append(_client(api_url, auth_url, dev))
         return clients[0]
 
+    ledger = open_ledger(ledger_path)  # like the client, one for the watcher's whole life
+
     def publish(manifest) -> dict:
-        return publish_and_report(manifest, list(manifest.chapters), reporter=reporter, options=options,
-                                  connect=connect, ledger_path=ledger_path, api_url=_api_url(api_url, dev),
-                                  accept_terms=accept_terms)
+        document = publish_and_report(manifest, list(manifest.chapters), reporter=reporter, options=options,
+                                      connect=connect, ledger=ledger, api_url=_api_url(api_url, dev),
+                                      accept_terms=accept_terms)
+        if document.get("signed_out"):  # stop watching: every item would fail the same way
+            raise AuthError(document["error"])
+        return document
 
     sys.exit(run_watch(inbox, series_paths, publish=publish, settle=settle, once=once))
 
@@ -355,16 +381,15 @@ def status(manifest, chapters, ledger_path, as_json):
         pages = ledger.pages(key)
         row = {"chapter": spec.chapter, "volume": spec.volume, "language": spec.language,
                "state": "not started", "chapter_id": None, "session_id": None, "committed_at": None,
-               "pages_uploaded": sum(1 for p in pages if p.file_id), "pages": len(pages), "error": None}
+               "pages_uploaded": sum(1 for p in pages if p.file_id), "pages": len(pages), "error": None,
+               "last_state": None, "archive_id": None, "running": False}
         if record is not None:
             last = _last_state(record, ledger.transitions(key))
             state = _status_of(record, last)
             row.update(state=state, chapter_id=record.chapter_id if state == "committed" else None,
                        session_id=record.session_id, committed_at=record.committed_at if state == "committed" else None,
                        error=record.error if state == "failed" else None, last_state=last,
-                       archive_id=record.archive_id)
-            if state == "in progress":
-                row["running"] = running
+                       archive_id=record.archive_id, running=running and state == "in progress")
         rows.append(row)
         line = f"{spec.label}: {row['state']}"
         kept = (f"{row['pages_uploaded']}/{row['pages']} pages uploaded, session {row['session_id']}"
@@ -372,6 +397,8 @@ def status(manifest, chapters, ledger_path, as_json):
         if row["state"] == "committed":
             how = "uploaded" if row["last_state"] == "COMMITTED" else "recorded"
             line += f" as chapter {row['chapter_id']} ({how} {row['committed_at']})"
+            if row["archive_id"]:
+                line += f"; archived in LANraragi as {row['archive_id']}"
         elif row["state"] == "in progress":
             line += (f" ({row['last_state'].lower()}, {kept}; "
                      + ("an upload is running now)" if running else

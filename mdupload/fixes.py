@@ -297,9 +297,15 @@ def apply_fixes(reports: Sequence[PageReport], workdir: Path, *, jobs: int | Non
     cache = Path(cache_dir) if cache_dir is not None else workdir / ".fix-cache"
     try:
         workdir.mkdir(parents=True, exist_ok=True)
-        cache.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise PageError(f"cannot create the folder for repaired pages: {exc.strerror}", path=exc.filename) from exc
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # the cache only saves time: repair without it, in the work folder
+        log.warning("cannot use the fix cache %s (%s): set MDUPLOAD_CACHE_DIR to a writable folder to keep "
+                     "repaired pages between runs", cache, exc.strerror)
+        cache = workdir / ".fix-cache"
+        cache.mkdir(exist_ok=True)
 
     plans = [None if any(p.severity == "error" for p in report.problems) else plan_fix(report)
              for report in reports]

@@ -61,7 +61,7 @@ _MIGRATIONS = {
 
 
 def default_ledger_path() -> Path:
-    """`--ledger`, else `MDUPLOAD_LEDGER`, else the platform's state directory."""
+    """`MDUPLOAD_LEDGER`, else the platform's state directory (the `--ledger` option wins over both)."""
     env = os.environ.get("MDUPLOAD_LEDGER")
     if env:
         return Path(env)

@@ -35,7 +35,7 @@ from pathlib import Path
 from platformdirs import user_cache_dir
 
 from .checks import ChapterReport, PageCheckers, check_chapter, fix_chapter
-from .errors import UsageError
+from .errors import AuthError, UsageError
 from .ledger import Ledger
 from .mangadex.client import MangaDexClient
 from .manifest import ChapterSpec, Manifest
@@ -113,6 +113,7 @@ class UploadOutcome:
     reports: list[ChapterReport]
     plans: list[ChapterPlan] = field(default_factory=list)
     results: list[ChapterResult] = field(default_factory=list)
+    signed_out: AuthError | None = None  # MangaDex stopped accepting the sign-in mid-run: the rest was not tried
 
     @property
     def checks_passed(self) -> bool:
@@ -170,9 +171,20 @@ def upload_manifest(manifest: Manifest, specs: list[ChapterSpec], workdir: Path,
             ask_ahead = partial(client.ask_ahead, manifest, specs[index + 1]) if index + 1 < len(specs) else None
             events = _Events(reporter, ask_ahead)
             reporter.start_chapter(plan)
-            result = ChapterUpload(client, ledger, plan, options, events).run()
+            upload = ChapterUpload(client, ledger, plan, options, events)
+            try:
+                result = upload.run()
+            except AuthError as exc:  # every later chapter would fail the same way
+                outcome.signed_out, result = exc, upload.result
             reporter.finish_chapter(result)
             outcome.results.append(result)
+            if outcome.signed_out is not None:
+                for later in range(index + 1, len(specs)):
+                    result = ChapterResult(build_plan(manifest, outcome.reports[later]), "failed",
+                                           error="not uploaded: the run stopped because signing in failed")
+                    reporter.finish_chapter(result)
+                    outcome.results.append(result)
+                break
     finally:
         checker.shutdown(wait=True, cancel_futures=True)
         if client is not None:

@@ -38,6 +38,7 @@ from watchdog.observers import Observer
 from .errors import EXIT_FAILED, EXIT_OK, AuthError, MdUploadError, UsageError
 from .manifest import Manifest
 from .pages import ARCHIVE_SUFFIXES
+from .redact import redact
 from .release_names import strip_archive_suffix
 from .series import Series, load_all_series
 
@@ -256,7 +257,7 @@ class Watcher:
             return self._failed(path, series, manifest, str(exc))
         except Exception as exc:  # a bug must not stop an unattended watcher: the item is set aside, with the reason
             _log.debug("publishing %s failed", path, exc_info=True)
-            return self._failed(path, series, manifest, f"unexpected error ({type(exc).__name__}): {exc}")
+            return self._failed(path, series, manifest, redact(f"unexpected error ({type(exc).__name__}): {exc}"))
         chapters = document.get("chapters") or []
         if document.get("ok") and len(chapters) == 1 and chapters[0].get("status") in ("uploaded", "skipped"):
             return self._done(path, series, manifest, chapters[0])
