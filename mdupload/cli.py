@@ -25,13 +25,17 @@ from .ci import (
 from .errors import EXIT_AUTH, EXIT_FAILED, EXIT_OK, AuthError, MdUploadError
 from .manifest import load_manifest
 from .options import (
+    accept_terms_option,
     chapter_option,
+    concurrency_option,
     fix_option,
     host_options,
     json_flag,
     ledger_option,
     manifest_argument,
     open_ledger,
+    quiet_option,
+    stale_after_option,
 )
 from .output import Reporter, chapter_result_json, print_json
 from .redact import RedactingFilter, redact
@@ -160,18 +164,15 @@ def _show_problem(reporter: Reporter, where, problem) -> None:
 @main.command()
 @manifest_argument
 @chapter_option
-@click.option("--accept-terms", is_flag=True, help="Accept MangaDex's upload terms (or MDUPLOAD_ACCEPT_TERMS=1).")
-@click.option("--stale-after", type=click.FloatRange(min=0), default=10, show_default=True, metavar="MIN",
-              help="An open session untouched this many minutes is abandoned.")
+@accept_terms_option
+@stale_after_option
 @click.option("--abandon-open", is_flag=True, help="Abandon an open session even when it was used recently.")
 @click.option("--force-new", is_flag=True, help="Upload even when the chapter already exists.")
-@click.option("--concurrency", type=click.IntRange(1, 8), default=None, metavar="N",
-              help=f"Batches in flight at once within a session (default {DEFAULT_CONCURRENCY}, measured by "
-                   "make bench).")
+@concurrency_option
 @click.option("--deep", is_flag=True, help="Decode every page fully before uploading.")
 @fix_option
 @click.option("--dry-run", is_flag=True, help="Check, then print what would be sent; upload nothing.")
-@click.option("--quiet", is_flag=True, help="Print nothing on stderr but errors.")
+@quiet_option
 @click.option("--archive", is_flag=True,
               help="Then store the published chapters in LANraragi (the manifest's lanraragi: section, or "
                    "MDUPLOAD_LANRARAGI_URL; the key from MDUPLOAD_LANRARAGI_KEY).")
@@ -287,12 +288,9 @@ def _dry_run_json(plan) -> dict:
 @click.option("--settle", type=click.FloatRange(min=0), default=30, show_default=True, metavar="SECONDS",
               help="An item is taken once its sizes and times have not changed for this long.")
 @click.option("--once", is_flag=True, help="Process what is in the inbox now, then exit (for cron and timers).")
-@click.option("--accept-terms", is_flag=True, help="Accept MangaDex's upload terms (or MDUPLOAD_ACCEPT_TERMS=1).")
-@click.option("--stale-after", type=click.FloatRange(min=0), default=10, show_default=True, metavar="MIN",
-              help="An open session untouched this many minutes is abandoned.")
-@click.option("--concurrency", type=click.IntRange(1, 8), default=None, metavar="N",
-              help=f"Batches in flight at once within a session (default {DEFAULT_CONCURRENCY}, measured by "
-                   "make bench).")
+@accept_terms_option
+@stale_after_option
+@concurrency_option
 @host_options
 @ledger_option
 def watch(inbox, series_paths, settle, once, accept_terms, stale_after, concurrency, api_url, auth_url, dev,

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from .ledger import Ledger, default_ledger_path
+from .upload import DEFAULT_CONCURRENCY
 
 
 def json_flag(f):
@@ -28,8 +29,14 @@ manifest_argument = click.argument("manifest", type=click.Path(path_type=Path))
 
 
 def host_options(f):
-    f = click.option("--dev", is_flag=True, help="Use api.mangadex.dev and auth.mangadex.dev.")(f)
+    """--api-url, --auth-url and --dev: for the commands that sign in."""
     f = click.option("--auth-url", metavar="URL", help="OAuth token URL (env MDUPLOAD_AUTH_URL).")(f)
+    return api_options(f)
+
+
+def api_options(f):
+    """--api-url and --dev: for the commands that only read, and sign in to nothing."""
+    f = click.option("--dev", is_flag=True, help="Use MangaDex's dev servers (api.mangadex.dev, auth.mangadex.dev).")(f)
     f = click.option("--api-url", metavar="URL", help="MangaDex API base URL (env MDUPLOAD_API_URL).")(f)
     return f
 
@@ -41,3 +48,13 @@ def ledger_option(f):
 
 def open_ledger(path: Path | None) -> Ledger:
     return Ledger(path or default_ledger_path())
+
+
+accept_terms_option = click.option("--accept-terms", is_flag=True,
+                                   help="Accept MangaDex's upload terms (or MDUPLOAD_ACCEPT_TERMS=1).")
+stale_after_option = click.option("--stale-after", type=click.FloatRange(min=0), default=10, show_default=True,
+                                  metavar="MIN", help="An open session untouched this many minutes is abandoned.")
+concurrency_option = click.option(
+    "--concurrency", type=click.IntRange(1, 8), default=None, metavar="N",
+    help=f"Batches in flight at once within a session (default {DEFAULT_CONCURRENCY}, measured by make bench).")
+quiet_option = click.option("--quiet", is_flag=True, help="Print nothing on stderr but errors.")

@@ -28,27 +28,27 @@ from .athome import (
 from .errors import EXIT_FAILED, EXIT_OK
 from .manifest import load_manifest
 from .options import (
+    api_options,
     chapter_option,
-    host_options,
     json_flag,
     ledger_option,
     manifest_argument,
     open_ledger,
+    quiet_option,
 )
 from .output import Reporter, print_json
 
 _CHAPTER_URL = re.compile(r"/chapter/([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})")
 
 
-def _reading_client(api_url, auth_url, dev):
+def _reading_client(api_url, dev):
     """A MangaDex client without credentials: reading needs no account, so no token exists to leak."""
     from .mangadex.client import MangaDexClient, resolve_hosts
 
-    hosts = resolve_hosts(api_url=api_url, auth_url=auth_url, dev=dev)
+    hosts = resolve_hosts(api_url=api_url, dev=dev)
     return MangaDexClient(api_url=hosts.api_url, auth_url=hosts.auth_url)
 
 
-_quiet_option = click.option("--quiet", is_flag=True, help="Print nothing on stderr but errors.")
 
 
 # --- verify ------------------------------------------------------------------------------------------
@@ -61,11 +61,11 @@ _quiet_option = click.option("--quiet", is_flag=True, help="Print nothing on std
               help="Keep asking for this long until MangaDex has processed the chapters (default: ask once).")
 @click.option("--download", is_flag=True,
               help="Download every page and compare it with the local one (bytes, else dimensions).")
-@_quiet_option
-@host_options
+@quiet_option
+@api_options
 @ledger_option
 @json_flag
-def verify_command(manifest, chapters, wait_minutes, download, quiet, api_url, auth_url, dev, ledger_path, as_json):
+def verify_command(manifest, chapters, wait_minutes, download, quiet, api_url, dev, ledger_path, as_json):
     """Check that MangaDex@Home serves each published chapter of MANIFEST whole and in order.
 
     A chapter MangaDex is still processing is reported as such and is not an error (exit 0); a
@@ -75,7 +75,7 @@ def verify_command(manifest, chapters, wait_minutes, download, quiet, api_url, a
     specs = loaded.select(chapters)
     ledger = open_ledger(ledger_path)
     reporter = Reporter(quiet=quiet)
-    reader = AtHomeReader(_reading_client(api_url, auth_url, dev))
+    reader = AtHomeReader(_reading_client(api_url, dev))
     waiting = _WaitNotice(reporter)
     with tempfile.TemporaryDirectory(prefix="mdupload-verify-") as workdir:
         checks = verify_chapters(loaded, specs, ledger, reader, wait_s=wait_minutes * 60, download=download,
@@ -135,10 +135,10 @@ def _show_check(reporter: Reporter, check: ChapterCheck) -> None:
 @click.argument("chapter_id", metavar="CHAPTER_ID")
 @click.argument("dest", type=click.Path(path_type=Path))
 @click.option("--data-saver", is_flag=True, help="The smaller data-saver images instead of the originals.")
-@_quiet_option
-@host_options
+@quiet_option
+@api_options
 @json_flag
-def pull_command(chapter_id, dest, data_saver, quiet, api_url, auth_url, dev, as_json):
+def pull_command(chapter_id, dest, data_saver, quiet, api_url, dev, as_json):
     """Download a chapter's pages from MangaDex@Home into DEST as 001.png, 002.jpg... (reading order).
 
     CHAPTER_ID is the chapter's id (or its mangadex.org/chapter/... URL). Run it again to finish an
@@ -147,7 +147,7 @@ def pull_command(chapter_id, dest, data_saver, quiet, api_url, auth_url, dev, as
     found = _CHAPTER_URL.search(chapter_id)
     chapter_id = check_chapter_id(found.group(1) if found else chapter_id.strip())
     reporter = Reporter(quiet=quiet)
-    reader = AtHomeReader(_reading_client(api_url, auth_url, dev))
+    reader = AtHomeReader(_reading_client(api_url, dev))
     progress = _PullProgress(reporter)
     try:
         result = reader.download(chapter_id, dest, data_saver=data_saver, events=progress)
@@ -205,11 +205,11 @@ class _PullProgress(PullEvents):
 @chapter_option
 @click.option("--to", "to", metavar="URL",
               help="The LANraragi server (env MDUPLOAD_LANRARAGI_URL; default: the manifest's `lanraragi: url`).")
-@_quiet_option
-@host_options
+@quiet_option
+@api_options
 @ledger_option
 @json_flag
-def archive_command(manifest, chapters, to, quiet, api_url, auth_url, dev, ledger_path, as_json):
+def archive_command(manifest, chapters, to, quiet, api_url, dev, ledger_path, as_json):
     """Store each published chapter of MANIFEST in a LANraragi library as a .cbz with ComicInfo.xml.
 
     The API key comes from MDUPLOAD_LANRARAGI_KEY. The category and extra tags come from the manifest's
@@ -225,7 +225,7 @@ def archive_command(manifest, chapters, to, quiet, api_url, auth_url, dev, ledge
     reporter = Reporter(quiet=quiet)
     with tempfile.TemporaryDirectory(prefix="mdupload-archive-") as workdir:
         run = archive_chapters(loaded, specs, ledger, lanraragi=LanraragiClient.from_env(target.url),
-                               mangadex=_reading_client(api_url, auth_url, dev), target=target,
+                               mangadex=_reading_client(api_url, dev), target=target,
                                pages=checked_pages(Path(workdir) / "pages"), workdir=Path(workdir), reporter=reporter)
     if as_json:
         print_json(run.to_json())
