@@ -382,7 +382,7 @@ def status(manifest, chapters, ledger_path, as_json):
                "pages_uploaded": sum(1 for p in pages if p.file_id), "pages": len(pages), "error": None,
                "last_state": None, "archive_id": None, "running": False}
         if record is not None:
-            last = _last_state(record, ledger.transitions(key))
+            last = (ledger.last_state(key) or (record.state,))[0]
             state = _status_of(record, last)
             row.update(state=state, chapter_id=record.chapter_id if state == "committed" else None,
                        session_id=record.session_id, committed_at=record.committed_at if state == "committed" else None,
@@ -407,13 +407,6 @@ def status(manifest, chapters, ledger_path, as_json):
         click.echo(line, err=True)
     if as_json:
         print_json({"ok": True, "chapters": rows})
-
-
-def _last_state(record, transitions) -> str:
-    """The chapter's last state that says something: a rerun killed while it was still checking or looking
-    for a session (CHECKED, FINDING_SESSION) hides nothing of what the run before it did."""
-    telling = [state for state, _at, _session, _detail in transitions if state not in ("CHECKED", "FINDING_SESSION")]
-    return telling[-1] if telling else record.state
 
 
 def _status_of(record, last: str) -> str:

@@ -60,6 +60,9 @@ _MIGRATIONS = {
 }
 
 
+# States a run records while it only looks at what is there; they hide nothing of what the run before did.
+LOOKING_AROUND = ("CHECKED", "FINDING_SESSION")
+
 def default_ledger_path() -> Path:
     """`MDUPLOAD_LEDGER`, else the platform's state directory (the `--ledger` option wins over both)."""
     env = os.environ.get("MDUPLOAD_LEDGER")
@@ -371,6 +374,14 @@ class Ledger:
         """(state, at, session_id, detail) of every transition, oldest first."""
         return self._read("SELECT state, at, session_id, detail FROM transitions WHERE key = ? ORDER BY id",
                           (chapter_key_text(key),))
+
+    def last_state(self, key: tuple, *, ignoring: tuple[str, ...] = LOOKING_AROUND) -> tuple[str, str] | None:
+        """(state, at) of the chapter's last transition not in `ignoring`: by default what a run last did, not
+        the looking around a later run killed early may have recorded (CHECKED, FINDING_SESSION)."""
+        marks = ", ".join("?" * len(ignoring)) or "''"
+        rows = self._read(f"SELECT state, at FROM transitions WHERE key = ? AND state NOT IN ({marks}) "
+                          "ORDER BY id DESC LIMIT 1", (chapter_key_text(key), *ignoring))
+        return (rows[0][0], rows[0][1]) if rows else None
 
     def begun_without_session(self, manga: str) -> list[tuple]:
         """Keys of this manga's chapters whose last run was stopped while beginning a session (its id unknown)."""

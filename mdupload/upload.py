@@ -42,7 +42,7 @@ from pathlib import Path
 
 from . import limits
 from .errors import AuthError, MdUploadError
-from .ledger import Ledger
+from .ledger import LOOKING_AROUND, Ledger
 from .mangadex.client import MangaDexClient, SessionFile, UploadFile, UploadSession
 from .mangadex.errors import OutcomeUnknown, ServerError
 
@@ -204,9 +204,8 @@ class ChapterUpload:
         record = self.ledger.chapter(self.plan.key)
         if record is None:
             return None
-        reached = [(state, at) for state, at, _session, _detail in self.ledger.transitions(self.plan.key)
-                   if state not in ("CHECKED", "FINDING_SESSION", "FAILED")]
-        state, at = reached[-1] if reached else (record.state, record.updated_at)
+        state, at = (self.ledger.last_state(self.plan.key, ignoring=(*LOOKING_AROUND, "FAILED"))
+                     or (record.state, record.updated_at))
         return EarlierRun(state, record.session_id, record.chapter_id, datetime.fromisoformat(at))
 
     def _record(self, state: str, *, session_id: str | None = None, chapter_id: str | None = None,
