@@ -23,6 +23,7 @@ from .ci import (
     write_step_summary,
 )
 from .errors import EXIT_AUTH, EXIT_FAILED, EXIT_OK, AuthError, MdUploadError
+from .images import megabytes
 from .manifest import load_manifest
 from .options import (
     accept_terms_option,
@@ -140,7 +141,7 @@ def _show_report(reporter: Reporter, report) -> None:
             reporter.info(f"  fixed {fixed.source.origin}: {'; '.join(fixed.done)} -> {made}")
     spec = report.spec
     verdict = "ok" if report.ok else "cannot be uploaded as it is"
-    reporter.info(f"{spec.label}: {len(report.pages)} pages, {report.total_bytes / 1_000_000:.1f} MB, "
+    reporter.info(f"{spec.label}: {len(report.pages)} pages, {megabytes(report.total_bytes)}, "
                   f"largest side {report.largest_side or 0} px: {verdict}")
     for warning in report.warnings:
         reporter.warn(f"  {warning}")
@@ -268,7 +269,7 @@ def _unchecked_json(report) -> dict:
 def _show_dry_run(reporter: Reporter, plans) -> None:
     for plan in plans:
         reporter.info(f"would upload {plan.label} to manga {plan.manga} with groups {list(plan.groups) or 'none'}: "
-                      f"{len(plan.pages)} pages, {plan.total_bytes / 1_000_000:.1f} MB, chapterDraft {plan.draft}")
+                      f"{len(plan.pages)} pages, {megabytes(plan.total_bytes)}, chapterDraft {plan.draft}")
         for page in plan.pages:
             reporter.info(f"  {page.upload_name} ({page.mime}, {page.size} bytes) from {page.origin}")
 

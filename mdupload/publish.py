@@ -162,7 +162,8 @@ def upload_manifest(manifest: Manifest, specs: list[ChapterSpec], workdir: Path,
                 wait([prepared[index]])
                 stop = _failed_check(specs, prepared, index)
             if stop is not None:
-                for result in _not_uploaded(manifest, outcome.reports, specs, prepared, index, stop):
+                published = sum(1 for done in outcome.results if done.status != "failed")
+                for result in _not_uploaded(manifest, outcome.reports, specs, prepared, index, stop, published):
                     reporter.finish_chapter(result)
                     outcome.results.append(result)
                 break
@@ -226,8 +227,9 @@ def _failed_check(specs: list[ChapterSpec], prepared: list[Future], start: int) 
 
 
 def _not_uploaded(manifest: Manifest, reports: list[ChapterReport], specs: list[ChapterSpec], prepared: list[Future],
-                  start: int, failed: int) -> list[ChapterResult]:
-    """A failed result for each chapter from `start` on: the one whose deep check failed says why."""
+                  start: int, failed: int, published: int) -> list[ChapterResult]:
+    """A failed result for each chapter from `start` on: the one whose deep check failed says why (`published`:
+    how many chapters before it were published or found published)."""
     exception = prepared[failed].exception()
     label = specs[failed].label
     results = []
@@ -243,7 +245,7 @@ def _not_uploaded(manifest: Manifest, reports: list[ChapterReport], specs: list[
             result = ChapterResult(plan, "failed", error=f"its --deep check could not run ({exception}), so it "
                                                          "was not uploaded and the run stopped")
         else:
-            result = ChapterResult(plan, "failed", error=_deep_failure(report, published=start,
+            result = ChapterResult(plan, "failed", error=_deep_failure(report, published=published,
                                                                        later=len(specs) - 1 - failed),
                                    failed_pages=_problems_by_page(report))
         results.append(result)
