@@ -41,10 +41,8 @@ def test_a_replanned_page_keeps_its_file_id_only_when_unchanged(tmp_path):
     assert [p.file_id for p in ledger.pages(KEY)] == ["f1", None]
 
 
-def test_an_older_ledger_is_migrated(tmp_path):
-    path = tmp_path / "old.sqlite3"
-    db = sqlite3.connect(path)
-    db.executescript("""
+# The tables of the first ledger version (version 1), as an older mdupload wrote them
+V1_SCHEMA = """
         CREATE TABLE chapters (key TEXT PRIMARY KEY, manga TEXT NOT NULL, language TEXT NOT NULL,
             groups TEXT NOT NULL, volume TEXT, chapter TEXT, state TEXT NOT NULL, session_id TEXT,
             chapter_id TEXT, error TEXT, updated_at TEXT NOT NULL, committed_at TEXT);
@@ -53,6 +51,13 @@ def test_an_older_ledger_is_migrated(tmp_path):
         CREATE TABLE pages (key TEXT NOT NULL, position INTEGER NOT NULL, origin TEXT NOT NULL,
             upload_name TEXT NOT NULL, size INTEGER NOT NULL, sha256 TEXT NOT NULL, session_id TEXT, file_id TEXT,
             PRIMARY KEY (key, upload_name));
+"""
+
+
+def test_an_older_ledger_is_migrated(tmp_path):
+    path = tmp_path / "old.sqlite3"
+    db = sqlite3.connect(path)
+    db.executescript(V1_SCHEMA + """
         INSERT INTO chapters VALUES ('["f9c33607-9180-4ba6-b85c-e4b5faee7192","en",["g1","g2"],null,"12.5"]',
             'm', 'en', '[]', NULL, '12.5', 'COMMITTED', NULL, 'chap-1', NULL, '2026-01-01T00:00:00+00:00', NULL);
         PRAGMA user_version=1;
@@ -265,16 +270,7 @@ def test_status_with_a_damaged_ledger_says_so_without_a_traceback(tmp_path, exam
 def test_an_upload_interrupted_under_an_older_version_resumes_after_the_migration(tmp_path, version):
     path = tmp_path / f"v{version}.sqlite3"
     db = sqlite3.connect(path)
-    db.executescript("""
-        CREATE TABLE chapters (key TEXT PRIMARY KEY, manga TEXT NOT NULL, language TEXT NOT NULL,
-            groups TEXT NOT NULL, volume TEXT, chapter TEXT, state TEXT NOT NULL, session_id TEXT,
-            chapter_id TEXT, error TEXT, updated_at TEXT NOT NULL, committed_at TEXT);
-        CREATE TABLE transitions (id INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL, state TEXT NOT NULL,
-            at TEXT NOT NULL, session_id TEXT, detail TEXT);
-        CREATE TABLE pages (key TEXT NOT NULL, position INTEGER NOT NULL, origin TEXT NOT NULL,
-            upload_name TEXT NOT NULL, size INTEGER NOT NULL, sha256 TEXT NOT NULL, session_id TEXT, file_id TEXT,
-            PRIMARY KEY (key, upload_name));
-    """)
+    db.executescript(V1_SCHEMA)
     key_text = '["f9c33607-9180-4ba6-b85c-e4b5faee7192","en",["g1","g2"],null,"12.5"]'
     db.execute("INSERT INTO chapters VALUES (?, 'm', 'en', '[]', NULL, '12.5', 'UPLOADING', 's1', NULL, NULL,"
                " '2026-01-01T00:00:00+00:00', NULL)", (key_text,))
