@@ -194,17 +194,26 @@ def _require_inside(folder: Path, real_root: str, root: Path, shown: str) -> Non
                         hint="Copy the pages into the chapter's folder instead of linking a folder.")
 
 
+_NOT_UTF8_TEXT = "is not UTF-8 (it was written in a legacy encoding such as Shift-JIS or Latin-1)"
+
+
+def _unusable_characters(name: str) -> str | None:
+    """What makes a (UTF-8) name unfit to be shown, recorded and sent to MangaDex, if anything."""
+    if _CONTROL_CHARACTERS.search(name):
+        return "holds control characters; refused"
+    if _INVISIBLE_CHARACTERS.search(name):
+        return "holds invisible characters that reorder or hide text; refused"
+    return None
+
+
 def _require_usable_name(rel: str, shown: str) -> None:
     """Page names are shown, recorded and sent to MangaDex: they must be UTF-8 without control characters."""
     if _NOT_UTF8.search(rel):
-        raise PageError(f"the name of {_shown(rel)} is not UTF-8 (it was written in a legacy encoding such as "
-                        "Shift-JIS or Latin-1)", path=shown, hint="Rename the file (and its folders) in UTF-8.")
-    if _CONTROL_CHARACTERS.search(rel):
-        raise PageError(f"the name of {_shown(rel)} holds control characters; refused", path=shown,
-                        hint="Rename the file.")
-    if _INVISIBLE_CHARACTERS.search(rel):
-        raise PageError(f"the name of {_shown(rel)} holds invisible characters that reorder or hide text; refused",
-                        path=shown, hint="Rename the file.")
+        raise PageError(f"the name of {_shown(rel)} {_NOT_UTF8_TEXT}", path=shown,
+                        hint="Rename the file (and its folders) in UTF-8.")
+    problem = _unusable_characters(rel)
+    if problem:
+        raise PageError(f"the name of {_shown(rel)} {problem}", path=shown, hint="Rename the file.")
 
 
 def _shown(text: str) -> str:
@@ -322,15 +331,12 @@ def _member_path(member: zipfile.ZipInfo, shown: str) -> str | None:
             name = raw.decode("utf-8")
         except UnicodeDecodeError:
             shown_name = _quoted(raw.decode("utf-8", "backslashreplace"))
-            raise PageError(f"member name {shown_name} is not UTF-8 (it was written in a legacy encoding such "
-                            "as Shift-JIS or Latin-1)", path=shown,
+            raise PageError(f"member name {shown_name} {_NOT_UTF8_TEXT}", path=shown,
                             hint="Pack the archive again with a tool that writes UTF-8 names (7-Zip, Info-ZIP "
                                  "zip 3, or Python), or extract it to a folder.") from None
-    if _INVISIBLE_CHARACTERS.search(name):
-        raise PageError(f"member name {_quoted(name)} holds invisible characters that reorder or hide text; "
-                        "refused", path=shown, hint="The archive is unsafe or broken: pack the pages again.")
-    if _CONTROL_CHARACTERS.search(name):
-        raise PageError(f"member name {_quoted(name)} holds control characters; refused", path=shown,
+    problem = _unusable_characters(name)
+    if problem:
+        raise PageError(f"member name {_quoted(name)} {problem}", path=shown,
                         hint="The archive is unsafe or broken: pack the pages again.")
     unix = name.replace("\\", "/")
     if unix.startswith("/") or re.match(r"[A-Za-z]:", unix):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from mdupload.sandbox import SandboxConfig, start_sandbox
+from mdupload.sandbox.lanraragi import start_lanraragi
+from tests.e2e import LANRARAGI_KEY
 
 
 @pytest.fixture(autouse=True)
@@ -20,3 +22,16 @@ def sandbox():
     running = start_sandbox(SandboxConfig(rate_limits=False))
     yield running
     running.stop()
+
+
+@pytest.fixture
+def lrr():
+    """A local LANraragi library with one static category, "Manga", and the tests' API key."""
+    with start_lanraragi(api_key=LANRARAGI_KEY, categories=["Manga"]) as library:
+        yield library
+
+
+@pytest.fixture
+def category(lrr):
+    """The id of the library's "Manga" category."""
+    return lrr.state()["categories"][0]["id"]

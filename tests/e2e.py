@@ -12,6 +12,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "manifests" / "example.yaml"
+LANRARAGI_KEY = "correct-horse-battery-staple"  # the API key of the test LANraragi libraries
 
 
 @dataclass

@@ -28,6 +28,7 @@ class FakeMangaDex:
         self.committed_orders: list[list[str]] = []  # original file names of each commit, in order
         self.abandoned: list[str] = []
         self.sent_names: list[str] = []  # every file name ever sent, in sending order
+        self.batch_sizes: list[int] = []  # files per upload request, in sending order
         self.refuse: dict[str, int] = {}  # file name -> how many more times to refuse it
         self.lose_answer_of_batches: int = 0  # the next N batches are stored but their answer is lost
         self.lose_commit_answers: int = 0
@@ -64,7 +65,9 @@ class FakeMangaDex:
     def upload_files(self, session_id, files, on_bytes=None):
         self.calls.append("upload_files")
         assert self.session and self.session.id == session_id
-        assert 1 <= len(files) <= 10
+        self.batch_sizes.append(len(files))
+        # MangaDex refuses a request of more than 10 files: a client that sends one is a bug, stopped here loudly
+        assert 1 <= len(files) <= 10, f"a batch of {len(files)} files; MangaDex takes 1 to 10 per request"
         stored, errors = [], []
         for f in files:
             self.sent_names.append(f.filename)

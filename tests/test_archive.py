@@ -28,29 +28,16 @@ from mdupload.manifest import load_manifest
 from mdupload.output import Reporter
 from mdupload.publish import upload_manifest
 from mdupload.sandbox import SandboxConfig, start_sandbox
-from mdupload.sandbox.lanraragi import start_lanraragi
 from mdupload.upload import UploadOptions
+from tests.e2e import LANRARAGI_KEY as KEY
 from tests.e2e import copy_example
 from tests.test_athome import DEMO, client_for, publish_example
-
-KEY = "archive-test-key"
 
 
 @pytest.fixture(scope="module")
 def sandbox():
     with start_sandbox(SandboxConfig(rate_limits=False)) as running:
         yield running
-
-
-@pytest.fixture
-def lrr():
-    with start_lanraragi(api_key=KEY, categories=["Manga"]) as server:
-        yield server
-
-
-@pytest.fixture
-def category(lrr):
-    return lrr.state()["categories"][0]["id"]
 
 
 @pytest.fixture(autouse=True)

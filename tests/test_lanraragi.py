@@ -32,8 +32,8 @@ from mdupload.lanraragi import (
 )
 from mdupload.redact import redact
 from mdupload.sandbox.lanraragi import start_lanraragi
+from tests.e2e import LANRARAGI_KEY as KEY
 
-KEY = "correct-horse-battery-staple"
 BEARER = base64.b64encode(KEY.encode()).decode()
 INFO = ComicInfo(series="Pretty Cure, Max", number="10.5", language="pt-br", volume="2", title="The Return",
                  translators=("Alpha Scans", "Beta, Gamma"),
@@ -57,17 +57,6 @@ def pages(tmp_path):
 @pytest.fixture
 def cbz(tmp_path, pages):
     return pack_cbz(pages, INFO, tmp_path / cbz_filename(INFO))
-
-
-@pytest.fixture
-def lrr():
-    with start_lanraragi(api_key=KEY, categories=["Manga"]) as server:
-        yield server
-
-
-@pytest.fixture
-def category(lrr):
-    return lrr.state()["categories"][0]["id"]
 
 
 @pytest.fixture

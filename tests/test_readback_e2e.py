@@ -14,19 +14,12 @@ import pytest
 from PIL import Image
 
 from mdupload.sandbox import SandboxConfig, start_sandbox
-from mdupload.sandbox.lanraragi import start_lanraragi
+from tests.e2e import LANRARAGI_KEY as KEY
 from tests.e2e import ROOT, cli_env, copy_example, run_cli
 
 pytestmark = pytest.mark.e2e
 
-KEY = "e2e-library-key"
 C001 = [f"{n}.png" for n in range(1, 11)]
-
-
-@pytest.fixture
-def lrr():
-    with start_lanraragi(api_key=KEY, categories=["Manga"]) as library:
-        yield library
 
 
 @pytest.fixture
