@@ -432,6 +432,10 @@ def _register_commands_of_other_modules() -> None:
     main.add_command(whoami_command, name="whoami")
     register_readback(main)  # verify, pull, archive
 
+    from .demo import demo_command
+
+    main.add_command(demo_command, name="demo")
+
 
 _register_commands_of_other_modules()
 

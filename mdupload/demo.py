@@ -1,7 +1,8 @@
 """`make demo`: the main job against the built-in sandbox, with no account and no network.
 
-Starts the sandbox on a free loopback port, uploads manifests/example.yaml through the real
-command line with the demo account, reads the chapters back from the sandbox's state to show
+Starts the sandbox on a free loopback port, uploads the example series (manifests/example.yaml,
+installed as the data package `mdupload.demo_series`, so this runs from any directory) through the
+real command line with the demo account, reads the chapters back from the sandbox's state to show
 that they are complete and in order, and stops the sandbox.
 """
 
@@ -11,15 +12,18 @@ import os
 import subprocess
 import sys
 import tempfile
+from importlib import resources
 from pathlib import Path
+
+import click
 
 from .sandbox import start_sandbox
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "manifests" / "example.yaml"
+EXAMPLE = Path(str(resources.files("mdupload.demo_series") / "example.yaml"))
 
 
-def main(argv: list[str] | None = None) -> int:
-    manifest = Path((argv or sys.argv[1:] or [str(EXAMPLE)])[0])
+def run_demo(manifest: Path = EXAMPLE) -> int:
+    """Publish `manifest` to a fresh sandbox and show what it holds; the upload's exit code."""
     with start_sandbox() as sandbox, tempfile.TemporaryDirectory(prefix="mdupload-demo-") as scratch:
         print(f"sandbox: API {sandbox.api_url}, token {sandbox.auth_url}", file=sys.stderr)
         env = {**os.environ, **sandbox.env, "MDUPLOAD_LEDGER": str(Path(scratch) / "ledger.sqlite3")}
@@ -36,5 +40,12 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
+@click.command()
+@click.argument("manifest", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def demo_command(manifest: Path | None) -> None:
+    """Publish the example series (or MANIFEST) to a local sandbox: no account, no network."""
+    raise SystemExit(run_demo(manifest or EXAMPLE))
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    demo_command(prog_name="python -m mdupload.demo")

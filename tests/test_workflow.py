@@ -1,4 +1,4 @@
-"""The GitHub Actions workflow in the README, run step by step against the sandbox.
+"""The GitHub Actions workflow of docs/github-actions.md, run step by step against the sandbox.
 
 The `run:` steps are executed as written, in order, with bash (as GitHub's runner does), with the
 workflow's, the job's and the step's `env`, the secrets replaced by the sandbox's demo account, and
@@ -29,8 +29,8 @@ SECRETS = {"MANGADEX_USERNAME": "demo", "MANGADEX_PASSWORD": "demo", "MANGADEX_C
            "MANGADEX_CLIENT_SECRET": "demo-secret"}
 
 
-def readme_workflow() -> dict:
-    text = (ROOT / "README.md").read_text()
+def documented_workflow() -> dict:
+    text = (ROOT / "docs" / "github-actions.md").read_text()
     marker = text.index("<!-- workflow:")
     block = re.search(r"```yaml\n(.*?)```", text[marker:], re.S)
     return yaml.safe_load(block.group(1))
@@ -101,8 +101,8 @@ def repo(tmp_path) -> Path:
     return repo
 
 
-def test_the_readme_workflow_validates_then_releases_and_a_rerun_publishes_nothing_twice(sandbox, repo, tmp_path):
-    workflow = readme_workflow()
+def test_the_documented_workflow_validates_then_releases_and_a_rerun_publishes_nothing_twice(sandbox, repo, tmp_path):
+    workflow = documented_workflow()
     triggers = workflow.get("on", workflow.get(True))  # YAML 1.1 reads a bare `on` as true
     assert set(triggers) == {"pull_request", "push"} and triggers["push"]["tags"] == ["release-*"] and list(workflow["jobs"]) == ["validate", "release"]
     base_env = {k: v for k, v in cli_env(sandbox, tmp_path / "unused").items() if k != "MDUPLOAD_LEDGER"}
@@ -132,9 +132,9 @@ def test_the_readme_workflow_validates_then_releases_and_a_rerun_publishes_nothi
     assert len(sandbox.state()["chapters"]) == 3
 
 
-def test_the_readme_workflow_fails_a_pull_request_with_a_broken_page_and_annotates_it(sandbox, repo, tmp_path):
+def test_the_documented_workflow_fails_a_pull_request_with_a_broken_page_and_annotates_it(sandbox, repo, tmp_path):
     (repo / "manifests" / "chapters" / "c001" / "4.png").write_bytes(b"<html>a saved web page</html>")
-    runner = Runner(readme_workflow(), repo, cli_env(sandbox, tmp_path / "unused"), tmp_path / "summary.md",
+    runner = Runner(documented_workflow(), repo, cli_env(sandbox, tmp_path / "unused"), tmp_path / "summary.md",
                     tmp_path / "cache")
     assert not runner.job("validate")
     command, code, stderr = runner.log[-1]
