@@ -484,6 +484,9 @@ def _type_error(name: str, key: str | None, error, text: str | None) -> tuple[st
     instance = error.instance
     if instance is None:
         return f"{name} has no value.", _KEY_HINTS.get(key, f"Give {name} a value, or leave the key out.")
+    if key == "publish_at_from_name":
+        return (f"{name} must name the time zone of the dates in item names, not {_short(repr(instance))}.",
+                "Write `publish_at_from_name: UTC`, an offset such as +09:00, or a zone name such as Asia/Tokyo.")
     if "string" in expected and text is not None and not isinstance(instance, str):
         return _unquoted_number(name, key, text, instance, wanted)
     if expected == ["boolean"]:

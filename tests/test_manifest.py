@@ -508,7 +508,9 @@ def test_schema_says_what_limits_says():
     assert defs["number"]["pattern"] == limits.CHAPTER_PATTERN
     assert defs["number"]["maxLength"] == limits.CHAPTER_MAX_LENGTH
     assert defs["language"]["pattern"] == limits.LANGUAGE_PATTERN
-    assert defs["uuid"]["pattern"] == limits.UUID_PATTERN
+    uuid = limits.UUID_PATTERN.removeprefix("^").removesuffix("$")
+    assert defs["manga"]["pattern"].startswith(f"^({uuid}|") and f"/title/{uuid}(" in defs["manga"]["pattern"]
+    assert defs["group"]["pattern"].startswith(f"^({uuid}|") and f"/group/{uuid}(" in defs["group"]["pattern"]
     assert defs["groups"]["maxItems"] == limits.MAX_GROUPS
     assert defs["chapter"]["properties"]["title"]["maxLength"] == limits.TITLE_MAX_LENGTH
 
