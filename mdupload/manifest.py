@@ -44,7 +44,6 @@ from .limits import (
     LANGUAGE_PATTERN,
     MAX_GROUPS,
     TITLE_MAX_LENGTH,
-    UUID_PATTERN,
 )
 
 MAX_BYTES = 256 * 1024  # 1,000 chapters take about 100 KB
@@ -59,7 +58,6 @@ _WHOLE_NUMBER = re.compile(r"0|[1-9][0-9]*")
 # A mangadex.org address of a manga or group: the id is read from it (https://mangadex.org/title/<id>/<slug>).
 _MANGADEX_URL = re.compile(r"(?:https?://)?(?:www\.)?mangadex\.org/(title|group|chapter|author)/([^/?#]*)"
                            r"(?:[/?#].*)?", re.IGNORECASE)
-_UUID = re.compile(UUID_PATTERN)
 
 _KEY_HINTS = {
     "manga": "Add `manga: <id or URL>`: the manga's address, mangadex.org/title/<id>/..., or the id in it.",
