@@ -194,7 +194,7 @@ def _zone(text: str, path: Path, line: int) -> tzinfo:
             sign = -1 if offset.group(1) == "-" else 1
             return timezone(sign * timedelta(hours=int(offset.group(2)), minutes=int(offset.group(3))))
         return ZoneInfo(text.strip())
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a key naming a folder or an unreadable file
         raise ManifestError(f"`publish_at_from_name` {text!r} is not a time zone mdupload knows.", path=path,
                             line=line, hint="Write UTC, an offset such as +09:00, or a zone name such as "
                                             "Asia/Tokyo.") from None
