@@ -24,7 +24,7 @@ from .ci import (
 )
 from .errors import EXIT_AUTH, EXIT_FAILED, EXIT_OK, AuthError, MdUploadError
 from .images import megabytes
-from .manifest import load_manifest
+from .manifest import in_utc_and_local, load_manifest
 from .options import (
     accept_terms_option,
     chapter_option,
@@ -115,6 +115,8 @@ def validate(manifest, chapters, deep, fix, as_json):
     loaded = load_manifest(manifest)
     specs = loaded.select(chapters)
     reporter = Reporter(quiet=False)
+    for warning in loaded.warnings:
+        reporter.warn(warning)
     with tempfile.TemporaryDirectory(prefix="mdupload-") as workdir:
         reports = check_all(specs, Path(workdir), deep=deep, fix=fix)
     for report in reports:
@@ -143,6 +145,8 @@ def _show_report(reporter: Reporter, report) -> None:
     verdict = "ok" if report.ok else "cannot be uploaded as it is"
     reporter.info(f"{spec.label}: {len(report.pages)} pages, {megabytes(report.total_bytes)}, "
                   f"largest side {report.largest_side or 0} px: {verdict}")
+    if spec.publish_at is not None:
+        reporter.info(f"  scheduled for {in_utc_and_local(spec.publish_at)}")
     for warning in report.warnings:
         reporter.warn(f"  {warning}")
     for problem in report.problems:
