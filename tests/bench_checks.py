@@ -78,13 +78,16 @@ def check_set(cache: Path = CACHE) -> Path:
     return folder
 
 
-def median_seconds(work: Callable[[], object], runs: int) -> float:
-    times = []
+def median_seconds(measurements: dict[str, Callable[[], object]], runs: int) -> dict[str, float]:
+    """The median time of each measurement, taken in turns (one of each per run), so that a change in the
+    machine's load weighs on all of them alike."""
+    times: dict[str, list[float]] = {name: [] for name in measurements}
     for _ in range(runs):
-        started = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+        for name, work in measurements.items():
+            started = time.perf_counter()
+            work()
+            times[name].append(time.perf_counter() - started)
+    return {name: statistics.median(taken) for name, taken in times.items()}
 
 
 def read_and_hash(page: Page) -> str:
@@ -152,35 +155,42 @@ def main(argv: list[str] | None = None) -> int:
         return f"{count / seconds:7,.0f} pages/s {total / len(pages) * count / 1e6 / seconds:6,.0f} MB/s"
 
     print(f"\nquick checks (median of {runs}):")
-    floor = median_seconds(lambda: [read_and_hash(page) for page in pages], runs)
-    floor_threads = median_seconds(lambda: on_threads(read_and_hash, pages, cores), runs)
-    sequential = median_seconds(lambda: [check_page(page) for page in pages], runs)
-    quick = median_seconds(lambda: validate(folder, deep=False), runs)
-    print(f"  floor: read + SHA-256, one thread          {rate(floor)}")
-    print(f"  floor: read + SHA-256, {cores} threads            {rate(floor_threads)}")
-    print(f"  check_page one after the other            {rate(sequential)}   {sequential / floor:.2f}x the floor")
-    print(f"  validate (quick)                          {rate(quick)}   {quick / floor_threads:.2f}x the "
-          f"{cores}-thread floor, {sequential / quick:.2f}x faster than one after the other "
-          f"(target {TARGET_QUICK_PAGES_PER_S:,} pages/s)")
+    quick = median_seconds({
+        "floor": lambda: [read_and_hash(page) for page in pages],
+        "floor on threads": lambda: on_threads(read_and_hash, pages, cores),
+        "collect": lambda: collect_pages(folder, Path(tempfile.gettempdir())),
+        "one after the other": lambda: [check_page(page) for page in pages],
+        "validate": lambda: validate(folder, deep=False),
+    }, runs)
+    floor = quick["floor on threads"]
+    print(f"  floor: read + SHA-256, one thread         {rate(quick['floor'])}")
+    print(f"  floor: read + SHA-256, {cores} threads          {rate(floor)}")
+    print(f"  collecting the pages (natural order...)    {quick['collect'] * 1000:5.0f} ms")
+    print(f"  check_page one after the other            {rate(quick['one after the other'])}   "
+          f"{quick['one after the other'] / quick['floor']:.2f}x the one-thread floor")
+    print(f"  validate (quick, pages collected too)     {rate(quick['validate'])}   "
+          f"{quick['validate'] / floor:.2f}x the {cores}-thread floor (target {TARGET_QUICK_PAGES_PER_S:,} pages/s)")
     start_up, per_page = worker_figures(check_page, pages, workers)
     print(f"  {workers} worker processes: {start_up:.2f} s to start, then {rate(per_page * len(pages))}; "
-          f"they would pay off from {crossover(start_up, quick / len(pages), per_page)}")
+          f"they would pay off from {crossover(start_up, (quick['validate'] - quick['collect']) / len(pages), per_page)}")
 
     deep_check = partial(check_page, deep=True)
     sample = pages[:max(workers * 10, len(pages) // 10)]
     print(f"\n--deep (median of {runs}; the in-process figures over {len(sample)} pages):")
-    decode = median_seconds(lambda: [pillow_decode(page) for page in sample], runs)
-    deep_sequential = median_seconds(lambda: [deep_check(page) for page in sample], runs)
-    deep = median_seconds(lambda: validate(folder, deep=True), runs)
-    on_all_cores = decode / cores
-    print(f"  Pillow's decode alone, one core           {rate(decode, len(sample))}")
-    print(f"  check_page --deep one after the other     {rate(deep_sequential, len(sample))}   "
-          f"{deep_sequential / decode:.2f}x Pillow's decode")
-    print(f"  validate --deep                           {rate(deep)}   "
-          f"{deep / len(pages) / (on_all_cores / len(sample)):.2f}x Pillow's decode on {cores} cores")
+    deep = median_seconds({
+        "decode": lambda: [pillow_decode(page) for page in sample],
+        "one after the other": lambda: [deep_check(page) for page in sample],
+        "validate": lambda: validate(folder, deep=True),
+    }, runs)
+    decode_per_page = deep["decode"] / len(sample)
+    print(f"  Pillow's decode alone, one core           {rate(deep['decode'], len(sample))}")
+    print(f"  check_page --deep one after the other     {rate(deep['one after the other'], len(sample))}   "
+          f"{deep['one after the other'] / deep['decode']:.2f}x Pillow's decode")
+    print(f"  validate --deep                           {rate(deep['validate'])}   "
+          f"{deep['validate'] / len(pages) / (decode_per_page / cores):.2f}x Pillow's decode on {cores} cores")
     start_up, per_page = worker_figures(deep_check, sample, workers)
     print(f"  {workers} worker processes: {start_up:.2f} s to start, then {rate(per_page * len(sample), len(sample))}; "
-          f"they pay off from {crossover(start_up, deep_sequential / len(sample), per_page)} "
+          f"they pay off from {crossover(start_up, deep['one after the other'] / len(sample), per_page)} "
           f"(PARALLEL_FROM_PAGES = {checks.PARALLEL_FROM_PAGES})")
     print(f"\n{load()}")
     return 0
