@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test demo bench soak clean
+.PHONY: install test demo bench bench-checks soak clean
 
 $(STAMP): setup.cfg setup.py pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,9 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench
+
+bench-checks: $(STAMP)
+	$(BIN)/python -m tests.bench_checks
 
 soak: $(STAMP)
 	$(BIN)/python -m tests.soak

@@ -8,7 +8,8 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
+import warnings
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -21,7 +22,7 @@ from .images import PageReport, Problem, check_page, megabytes
 from .manifest import ChapterSpec
 from .pages import NoPagesError, Page, collect_pages, display_path
 
-PARALLEL_FROM_PAGES = 17  # fewer pages are checked in this process: starting workers would cost more
+PARALLEL_FROM_PAGES = 17  # deep checks of fewer pages run in this process: starting workers would cost more
 MAX_WORKERS = 8
 
 
@@ -106,12 +107,8 @@ def fix_chapter(report: ChapterReport, workdir: Path, *, cache_dir: Path | None 
     except PageError as exc:  # the work folder cannot be written, or a worker died
         return replace(report, problems=[*report.problems, Problem("fix-failed", "error", exc.message, exc.hint)])
     repaired = [page for result in fixed if result.done and not result.problems for page in result.pages]
-    try:
-        checked = dict(zip(repaired, _check_pages(repaired, False, checkers)))  # the fix decoded them all already
-    except BrokenProcessPool:
-        return replace(report, problems=[*report.problems, Problem(
-            "check-crashed", "error", "a process checking the repaired pages died (out of memory?)",
-            "find the page that is far larger than the others and re-export it smaller")])
+    # A quick check (the fix decoded them all already), on threads of this process: no worker to lose.
+    checked = dict(zip(repaired, _check_pages(repaired, False, checkers)))
     pages: list[PageReport] = []
     for original, result in zip(report.pages, fixed):
         if result.problems:
@@ -126,8 +123,12 @@ def fix_chapter(report: ChapterReport, workdir: Path, *, cache_dir: Path | None 
 
 
 class PageCheckers:
-    """The worker processes that check pages, started on first need and shared by every chapter checked
-    while the block is open (starting them costs about a second: once per run, not once per chapter)."""
+    """Where pages are checked. A quick check reads and hashes the file and parses its headers: threads of
+    this process do it (reading and hashing let go of the GIL), since starting worker processes costs
+    more than checking a whole chapter (`python -m tests.bench_checks` measures both). A deep check
+    decodes every frame: from PARALLEL_FROM_PAGES pages, worker processes do it on every core (a decoder
+    that crashes or runs out of memory on a hostile page then costs the chapter, not the run); they are
+    started on first need and shared by every chapter checked while the block is open."""
 
     def __init__(self):
         self._pool: ProcessPoolExecutor | None = None
@@ -141,19 +142,33 @@ class PageCheckers:
             self._pool = None
 
     def check(self, pages: list[Page], deep: bool) -> list[PageReport]:
-        """Check the pages, in the worker processes when there are many; the result keeps their order."""
-        check = partial(check_page, deep=deep)
+        """Check the pages; the result keeps their order."""
+        if not deep:
+            return _on_threads(pages)
+        check = partial(check_page, deep=True)
         if len(pages) < PARALLEL_FROM_PAGES:
             return [check(page) for page in pages]
-        workers = min(MAX_WORKERS, os.cpu_count() or 1)
         if self._pool is None:
             # "spawn": a forked child could inherit a lock held by another thread (progress bars, the sandbox).
-            self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+            self._pool = ProcessPoolExecutor(max_workers=_workers(), mp_context=multiprocessing.get_context("spawn"))
         try:
-            return list(self._pool.map(check, pages, chunksize=max(1, len(pages) // (4 * workers))))
+            return list(self._pool.map(check, pages, chunksize=max(1, len(pages) // (4 * _workers()))))
         except BrokenProcessPool:
             self._pool = None  # a worker died: the next chapter starts new ones
             raise
+
+
+def _workers() -> int:
+    return min(MAX_WORKERS, os.cpu_count() or 1)
+
+
+def _on_threads(pages: list[Page]) -> list[PageReport]:
+    """Quick checks on one thread per core, in order."""
+    # warnings.catch_warnings is not thread-safe: check_page's own, on the threads, only nest inside this
+    # one, so Pillow's warnings stay silent and the filters end as they were.
+    with warnings.catch_warnings(), ThreadPoolExecutor(max_workers=_workers()) as threads:
+        warnings.simplefilter("ignore")
+        return list(threads.map(check_page, pages))
 
 
 def _check_pages(pages: list[Page], deep: bool, checkers: PageCheckers | None) -> list[PageReport]:

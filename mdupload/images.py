@@ -157,7 +157,7 @@ def _inspect(report: PageReport, data: bytes, deep: bool) -> list[Problem]:
                             f"{counted} frames of {image.width}x{image.height} px: more than mdupload checks "
                             f"(at most {MAX_FRAMES:,} frames and {MAX_ANIMATION_PIXELS // 1_000_000:,} megapixels "
                             "in all)", "re-export it with fewer frames, or as a still PNG or JPEG")]
-        damage = _damage(data, fmt, frames, deep)
+        damage = _damage(image, data, fmt, frames, deep)
         if damage:
             return [damage]
         if fmt in limits.ACCEPTED_FORMATS:
@@ -252,15 +252,19 @@ def _looks_like_text(head: bytes) -> bool:
     return all(ch.isprintable() or ch in "\r\n\t" for ch in text)
 
 
-def _damage(data: bytes, fmt: str, frames: int, deep: bool) -> Problem | None:
-    """The first sign of damaged data: the cheap checks always, a full decode of every frame when deep."""
-    if fmt == "JPEG" and b"\xff\xd9" not in data:
+def _damage(image: Image.Image, data: bytes, fmt: str, frames: int, deep: bool) -> Problem | None:
+    """The first sign of damaged data: the cheap checks always, a full decode of every frame when deep.
+
+    `image` is the page as opened for its header, nothing decoded: verify() needs it so (it is Pillow's
+    PNG chunk checksums, and nothing for the other formats), which spares opening the page again.
+    """
+    # Searched from the end, where a whole JPEG's marker is (`in` scans a megabyte of data first).
+    if fmt == "JPEG" and data.rfind(b"\xff\xd9") < 0:
         # Entropy-coded data cannot contain FF D9, so a JPEG without it was cut off (a missing marker
         # can hide behind an embedded thumbnail's; the deep check finds those).
         return Problem("corrupt", "error", "the JPEG is cut off (it has no end-of-image marker)", COPY_AGAIN)
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            image.verify()
+        image.verify()
         if deep:
             with Image.open(io.BytesIO(data)) as image:
                 decoded = 0

@@ -103,7 +103,7 @@ def die(page, *, deep):
 def test_a_worker_process_that_dies_is_a_chapter_error_not_a_traceback(tmp_path, monkeypatch):
     folder = corpus_copy(tmp_path / "c3", {f"{n}.png": "hopper.png" for n in range(1, PARALLEL_FROM_PAGES + 1)})
     monkeypatch.setattr(checks, "check_page", die)
-    report = check_chapter(spec(folder), tmp_path / "work")
+    report = check_chapter(spec(folder), tmp_path / "work", deep=True)  # (quick checks run on threads)
     assert not report.ok
     assert [(p.code, p.severity) for p in report.problems] == [("check-crashed", "error")]
 

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from natsort import natsorted, ns
 from PIL import ExifTags, Image, ImageChops, ImageSequence, JpegImagePlugin
 
-from mdupload import checks, fixes, limits
+from mdupload import fixes, limits
 from mdupload.checks import check_chapter, fix_chapter
 from mdupload.fixes import apply_fixes, choose_cuts, plan_fix
 from mdupload.images import check_page
@@ -519,21 +519,3 @@ def test_a_chapter_the_fixes_push_past_the_page_limit_says_so(strip, tmp_path, m
     assert len(report.pages) == 5
     assert [(p.code, p.severity) for p in report.problems] == [("too-many-pages", "error")]
     assert "5 pages" in report.problems[0].message and "split the chapter in 2" in report.problems[0].fix
-
-
-def die(page, *, deep):
-    os._exit(3)  # as the kernel's out-of-memory killer would end a worker
-
-
-def test_a_worker_dying_while_the_repaired_pages_are_checked_is_a_chapter_error(tmp_path, monkeypatch):
-    folder = tmp_path / "c12"
-    folder.mkdir()
-    for n in range(1, checks.PARALLEL_FROM_PAGES + 1):
-        shutil.copyfile(CORPUS / "hopper.bmp", folder / f"{n}.bmp")
-    checked = check_chapter(spec(folder), tmp_path / "work")
-    monkeypatch.setattr(checks, "check_page", die)
-
-    report = fix_chapter(checked, tmp_path / "work" / "fixed")
-
-    assert not report.ok
-    assert [(p.code, p.severity) for p in report.problems] == [("check-crashed", "error")]
