@@ -1,4 +1,4 @@
-"""Signing in once (`mdupload login`, `logout`, `whoami`), and where every command's credentials come from.
+"""The stored accounts (`mdupload login`, `logout`, `whoami` in commands/), and where every command's credentials come from.
 
 `mdupload login` signs in with the password grant and keeps only what signing in again without the
 password needs: the personal client's id and secret and the refresh token. They go to
@@ -32,17 +32,15 @@ import logging
 import os
 import secrets
 import stat
-import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-import click
 import platformdirs
 
-from .errors import AuthError, UsageError
+from .errors import AuthError
 from .mangadex.auth import ENV_VARS, Credentials
 from .mangadex.client import (
     DEV_API,
@@ -50,10 +48,9 @@ from .mangadex.client import (
     PRODUCTION_API,
     PRODUCTION_AUTH,
     Hosts,
+    MangaDexClient,
     resolve_hosts,
 )
-from .options import host_options, json_flag
-from .output import print_json
 from .redact import redact
 
 try:
@@ -72,7 +69,7 @@ SECRET_FIELDS = ("client_id", "client_secret", "refresh_token")
 ACCOUNT_ENV = "MDUPLOAD_ACCOUNT"
 CONFIG_ENV = "MDUPLOAD_CONFIG_DIR"
 KEYRING_ENV = "MDUPLOAD_KEYRING"
-_OFF = ("0", "no", "false", "off")
+OFF_VALUES = ("0", "no", "false", "off")
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
@@ -114,7 +111,7 @@ class AccountStore:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> AccountStore:
         environ = os.environ if environ is None else environ
-        use_keyring = environ.get(KEYRING_ENV, "").strip().lower() not in _OFF
+        use_keyring = environ.get(KEYRING_ENV, "").strip().lower() not in OFF_VALUES
         return cls(config_dir(environ), _LazyKeyring() if use_keyring else None)
 
     # --- reading --------------------------------------------------------------------------------
@@ -443,8 +440,6 @@ def _explicit_auth(auth_url: str | None, environ: Mapping[str, str]) -> str | No
 def client_for(api_url: str | None = None, auth_url: str | None = None, dev: bool = False, *,
                account: str | None = None, environ: Mapping[str, str] | None = None, **client_options):
     """A MangaDexClient signed in as `resolve` says; a stored account's rotated refresh tokens are kept."""
-    from .mangadex.client import MangaDexClient
-
     resolved = resolve(api_url, auth_url, dev, account=account, environ=environ)
     client = MangaDexClient(api_url=resolved.hosts.api_url, auth_url=resolved.hosts.auth_url,
                             credentials=resolved.credentials, **client_options)
@@ -453,205 +448,3 @@ def client_for(api_url: str | None = None, auth_url: str | None = None, dev: boo
         store, stored = resolved.store, resolved.account
         client.tokens.on_refresh_token = lambda token, expires_at: store.keep_refresh_token(stored, token, expires_at)
     return client
-
-
-# --- the commands ------------------------------------------------------------------------------
-
-def _interactive(environ: Mapping[str, str]) -> bool:
-    """Prompting is allowed: stdin is a terminal and CI is not set."""
-    ci = environ.get("CI", "").strip().lower()
-    try:
-        terminal = sys.stdin is not None and sys.stdin.isatty()
-    except (AttributeError, ValueError):
-        terminal = False
-    return terminal and ci in ("", *_OFF)
-
-
-def _gather(username: str | None, environ: Mapping[str, str]) -> dict[str, str]:
-    """Username, password, client id and secret: option, else environment, else asked (in a terminal only)."""
-    values = {key: environ.get(var, "") for key, var in ENV_VARS.items()}
-    values = {key: value if key == "password" else value.strip() for key, value in values.items()}
-    if username:
-        values["username"] = username.strip()
-    missing = [key for key, value in values.items() if not value]
-    if missing and not _interactive(environ):
-        why = "CI is set" if environ.get("CI", "").strip().lower() not in ("", *_OFF) else "stdin is not a terminal"
-        raise AuthError(f"Cannot sign in: {', '.join(ENV_VARS[key] for key in missing)} "
-                        f"{'is' if len(missing) == 1 else 'are'} not set, and mdupload does not prompt here ({why}).",
-                        hint="Set them in the environment, or run `mdupload login` in a terminal. The client id and "
-                             "secret are your personal API client's (mangadex.org: Settings > API Clients).")
-    prompts = {"username": ("MangaDex username", False), "password": ("Password", True),
-               "client_id": ("Personal API client id", False), "client_secret": ("Personal API client secret", True)}
-    for key in missing:
-        text, hidden = prompts[key]
-        value = click.prompt(text, hide_input=hidden, err=True, default="", show_default=False)
-        if key != "password":
-            value = value.strip()
-        if not value:
-            raise AuthError(f"Cannot sign in without the {text.lower()}.")
-        values[key] = value
-    return values
-
-
-def _when(timestamp: float | None) -> str | None:
-    if timestamp is None:
-        return None
-    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
-@click.command("login")
-@click.option("--username", metavar="NAME", help="The MangaDex username (else MDUPLOAD_USERNAME, else asked).")
-@host_options
-@json_flag
-def login_command(username, api_url, auth_url, dev, as_json):
-    """Sign in once and keep what signing in again needs (never the password).
-
-    Reads MDUPLOAD_USERNAME, MDUPLOAD_PASSWORD, MDUPLOAD_CLIENT_ID and MDUPLOAD_CLIENT_SECRET and asks
-    for what is missing (in a terminal only; never when CI is set). Stores the client id, client secret
-    and refresh token in the system keyring, or else in a file readable by you alone. Signing in again
-    replaces the stored account; every API (production, --dev, a sandbox) keeps its own accounts.
-    """
-    from .mangadex.client import MangaDexClient
-
-    environ = os.environ
-    hosts = resolve_hosts(api_url=api_url, auth_url=auth_url, dev=dev)
-    store = AccountStore.from_env(environ)
-    store.accounts()  # an unsafe or broken store is refused before the password is asked for
-    values = _gather(username, environ)
-    credentials = Credentials(values["username"], values["password"], values["client_id"], values["client_secret"])
-    issued: list[tuple[str, float | None]] = []
-    client = MangaDexClient(api_url=hosts.api_url, auth_url=hosts.auth_url, credentials=credentials)
-    client.tokens.on_refresh_token = lambda token, expires_at: issued.append((token, expires_at))
-    try:
-        client.tokens.login()
-    except AuthError as exc:
-        raise AuthError(exc.message, hint="Check the username and password, and that the client id and secret are "
-                                          "your personal API client's; then run `mdupload login` again.") from None
-    if not issued:
-        raise AuthError(f"{hosts.auth_url} signed {credentials.username} in but gave no refresh token, so there is "
-                        "nothing to store.", hint="Set the MDUPLOAD_* credentials in the environment instead.")
-    check = client.auth_check()
-    if check.get("isAuthenticated") is not True:
-        raise AuthError(f"{hosts.api_url} does not accept the token {hosts.auth_url} issued.",
-                        hint="Check that --api-url and --auth-url (or MDUPLOAD_API_URL and MDUPLOAD_AUTH_URL) belong "
-                             "to the same MangaDex.")
-    refresh_token, expires_at = issued[-1]
-    account, why_not = store.save_login(api_url=hosts.api_url, auth_url=hosts.auth_url, username=credentials.username,
-                                        client_id=credentials.client_id, client_secret=credentials.client_secret,
-                                        refresh_token=refresh_token, refresh_expires_at=expires_at)
-    where = store.describe(account)
-    click.echo(f"signed in as {account.username} at {hosts.api_url}", err=True)
-    click.echo(f"stored the client id, client secret and refresh token in {where}; the password is not stored",
-               err=True)
-    if why_not and account.store == "file":
-        click.echo(f"note: not in the system keyring: {why_not}", err=True)
-    if Credentials.in_env(environ):
-        click.echo("note: MDUPLOAD_* credentials are set in this environment; they win over the stored account "
-                   "for as long as they are set", err=True)
-    if as_json:
-        print_json({"ok": True, **_account_json(store, account, "stored")})
-
-
-@click.command("logout")
-@click.option("--account", "name", metavar="NAME", help=f"Which stored account of this API (else {ACCOUNT_ENV}, "
-                                                         "else the one signed in last).")
-@click.option("--all", "everything", is_flag=True, help="Remove every stored account, for every API.")
-@host_options
-@json_flag
-def logout_command(name, everything, api_url, auth_url, dev, as_json):
-    """Remove a stored account: its client id, client secret and refresh token."""
-    store = AccountStore.from_env()
-    if everything:
-        removed = store.accounts()
-    else:
-        hosts = resolve_hosts(api_url=api_url, auth_url=auth_url, dev=dev)
-        name = name or os.environ.get(ACCOUNT_ENV, "").strip() or None
-        try:
-            chosen = store.select(hosts.api_url, name)
-        except AuthError as exc:
-            raise UsageError(exc.message, hint="`mdupload whoami --all` lists the stored accounts.") from None
-        removed = [chosen] if chosen else []
-        if not removed:
-            click.echo(f"no account is stored for {hosts.api_url}: nothing to remove", err=True)
-    for account in removed:
-        store.remove(account)
-        click.echo(f"logged out {account.username} at {account.api_url}: removed its client id, client secret "
-                   f"and refresh token from {store.describe(account)}", err=True)
-    if removed:
-        click.echo("the refresh token stays valid at MangaDex until it expires; to cut off every copy now, "
-                   "create a new secret for your personal API client on mangadex.org", err=True)
-    if Credentials.in_env(os.environ):
-        click.echo("note: MDUPLOAD_* credentials are still set in this environment", err=True)
-    if as_json:
-        print_json({"ok": True, "removed": [{"account": a.username, "api_url": a.api_url, "store": a.store}
-                                            for a in removed]})
-
-
-@click.command("whoami")
-@click.option("--account", "name", metavar="NAME", help=f"Which stored account of this API (else {ACCOUNT_ENV}, "
-                                                         "else the one signed in last).")
-@click.option("--all", "everything", is_flag=True, help="List every stored account, for every API.")
-@click.option("--check", is_flag=True, help="Also sign in, to prove MangaDex still accepts the credentials.")
-@host_options
-@json_flag
-def whoami_command(name, everything, check, api_url, auth_url, dev, as_json):
-    """Show which account commands use here, and where its credentials come from."""
-    store = AccountStore.from_env()
-    if everything:
-        accounts = store.accounts()
-        for account in accounts:
-            click.echo(f"{account.username} at {account.api_url} (token URL {account.auth_url}), in "
-                       f"{store.describe(account)}, signed in {_when(account.logged_in_at)}", err=True)
-        if not accounts:
-            click.echo(f"no account is stored (in {store.folder})", err=True)
-        if Credentials.in_env(os.environ):
-            click.echo("MDUPLOAD_* credentials are set in this environment: they win over every stored account",
-                       err=True)
-        if as_json:
-            print_json({"ok": True, "accounts": [_account_json(store, a, "stored") for a in accounts]})
-        return
-    resolved = resolve(api_url, auth_url, dev, account=name)
-    hosts, credentials = resolved.hosts, resolved.credentials
-    click.echo(f"account   {credentials.username}", err=True)
-    click.echo(f"API       {hosts.api_url} (token URL {hosts.auth_url})", err=True)
-    if resolved.account is None:
-        click.echo("from      the environment (MDUPLOAD_USERNAME, MDUPLOAD_PASSWORD, MDUPLOAD_CLIENT_ID, "
-                   "MDUPLOAD_CLIENT_SECRET); stored accounts are not used while these are set", err=True)
-        document = {"account": credentials.username, "api_url": hosts.api_url, "auth_url": hosts.auth_url,
-                    "source": "environment"}
-    else:
-        account = resolved.account
-        click.echo(f"from      {store.describe(account)}, stored by `mdupload login` on {_when(account.logged_in_at)}",
-                   err=True)
-        expiry = _when(account.refresh_expires_at)
-        click.echo(f"refresh   {'valid until about ' + expiry if expiry else 'does not expire'} "
-                   "(as MangaDex said when it was issued)", err=True)
-        others = [a.username for a in store.for_api(hosts.api_url) if a.username != account.username]
-        if others:
-            click.echo(f"also stored for this API: {', '.join(others)} (pick one with --account or {ACCOUNT_ENV})",
-                       err=True)
-        document = _account_json(store, account, account.store)
-    client_id = credentials.client_id
-    click.echo(f"client    {client_id}", err=True)
-    if check:
-        client = client_for(api_url, auth_url, dev, account=name)
-        answer = client.auth_check()
-        if answer.get("isAuthenticated") is not True:
-            raise AuthError(f"{hosts.api_url} does not accept the token.", hint=resolved.login_hint)
-        roles = ", ".join(str(r) for r in answer.get("roles") or []) or "none"
-        click.echo(f"check     MangaDex accepts it (roles: {roles})", err=True)
-        document["checked"] = True
-    if as_json:
-        print_json({"ok": True, **document, "client_id": client_id})
-
-
-def _account_json(store: AccountStore, account: StoredAccount, source: str) -> dict:
-    return {"account": account.username, "api_url": account.api_url, "auth_url": account.auth_url,
-            "source": source, "store": account.store,
-            "path": str(store.path) if account.store == "file" else None,
-            "keyring_backend": account.keyring_backend,
-            "logged_in_at": _iso(account.logged_in_at), "refresh_expires_at": _iso(account.refresh_expires_at)}
-
-
-def _iso(timestamp: float | None) -> str | None:
-    return datetime.fromtimestamp(timestamp, UTC).isoformat() if timestamp is not None else None

@@ -117,3 +117,31 @@ def write_step_summary(title: str, rows: list[dict], api_url: str | None = None)
             summary.write("\n".join(lines) + "\n\n")
     except OSError as exc:
         print(f"warning: cannot append to $GITHUB_STEP_SUMMARY ({target}): {exc.strerror}", file=sys.stderr)
+
+
+def check_rows(reports: Iterable) -> list[dict]:
+    """The step summary's rows for checked chapters (validate, and an upload whose checks failed)."""
+    rows = []
+    for report in reports:
+        problems = [p for p in report.problems if p.severity != "warning"]
+        problems += [p for page in report.pages for p in page.problems if p.severity != "warning"]
+        rows.append({"label": report.spec.label, "status": "ok" if report.ok else "cannot be uploaded as it is",
+                     "pages": len(report.pages), "error": f"{len(problems)} problem(s)" if problems else None})
+    return rows
+
+
+def annotate_publication(publication, manifest, api_url: str | None) -> None:
+    """Annotations and the step summary of `upload` (and of each `watch` item): publish.Publication."""
+    outcome = publication.outcome
+    if not outcome.checks_passed:
+        annotate_reports(outcome.reports, manifest)
+        write_step_summary("mdupload upload: checks failed, nothing uploaded", check_rows(outcome.reports))
+        return
+    if publication.dry_run:
+        return
+    annotate_results(outcome.results, manifest)
+    write_step_summary("mdupload upload", [
+        {"label": r.plan.label, "status": r.status, "pages": len(r.plan.pages), "chapter_id": r.chapter_id,
+         "error": r.error} for r in outcome.results], api_url=api_url)
+    if outcome.signed_out is not None:
+        annotate_error(outcome.signed_out)

@@ -24,6 +24,7 @@ selected chapter fails its checks:
 from __future__ import annotations
 
 import os
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -34,6 +35,7 @@ from pathlib import Path
 
 from platformdirs import user_cache_dir
 
+from .archive import ArchiveRun, ArchiveTarget, archive_after_upload
 from .checks import ChapterReport, PageCheckers, check_chapter, fix_chapter
 from .errors import AuthError, UsageError
 from .ledger import Ledger
@@ -194,6 +196,43 @@ def upload_manifest(manifest: Manifest, specs: list[ChapterSpec], workdir: Path,
     outcome.reports.sort(key=lambda report: in_manifest_order[manifest.chapter_key(report.spec)])
     outcome.results.sort(key=lambda result: in_manifest_order[result.plan.key])
     return outcome
+
+
+@dataclass
+class Publication:
+    """What publishing a manifest did: the upload's outcome and, with an archive target, the archive run."""
+
+    outcome: UploadOutcome
+    dry_run: bool = False
+    archived: ArchiveRun | None = None
+
+    @property
+    def signed_out(self) -> bool:
+        return self.outcome.signed_out is not None
+
+    @property
+    def ok(self) -> bool:
+        if not self.outcome.checks_passed:
+            return False
+        if self.dry_run:
+            return True
+        return self.outcome.ok and not self.signed_out and (self.archived is None or self.archived.ok)
+
+
+def publish_manifest(manifest: Manifest, specs: list[ChapterSpec], *, connect: Callable[[], MangaDexClient],
+                     ledger: Ledger | None, reporter, options: UploadOptions, api_url: str, accept_terms: bool = False,
+                     deep: bool = False, fix: bool = False, dry_run: bool = False,
+                     archive_target: ArchiveTarget | None = None) -> Publication:
+    """`upload` as a service: check and publish (then archive, given a target) in a work folder of its own.
+    `watch` publishes each item through this too."""
+    archived = None
+    with tempfile.TemporaryDirectory(prefix="mdupload-") as workdir:
+        outcome = upload_manifest(manifest, specs, Path(workdir), connect=connect, ledger=ledger, reporter=reporter,
+                                  options=options, accept_terms=accept_terms, deep=deep, fix=fix, dry_run=dry_run)
+        if archive_target is not None and outcome.checks_passed:  # while --fix's repaired pages still exist
+            archived = archive_after_upload(manifest, outcome.results, ledger, reporter, api_url=api_url,
+                                            target=archive_target)
+    return Publication(outcome, dry_run=dry_run, archived=archived)
 
 
 def _interrupted_first(manifest: Manifest, specs: list[ChapterSpec], ledger: Ledger) -> list[ChapterSpec]:

@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from mdupload import accounts
 from mdupload.accounts import AccountStore, config_dir, resolve
 from mdupload.cli import main
+from mdupload.commands import login as login_command
 from mdupload.errors import EXIT_AUTH, EXIT_USAGE, AuthError
 from mdupload.sandbox import DEMO_ACCOUNT, Account, SandboxConfig, start_sandbox
 from tests.e2e import run_cli
@@ -121,22 +122,22 @@ def test_ci_forbids_prompting_even_on_a_terminal(monkeypatch):
             return True
 
     monkeypatch.setattr("sys.stdin", Terminal())
-    assert accounts._interactive({}) is True
-    assert accounts._interactive({"CI": "true"}) is False
+    assert login_command._interactive({}) is True
+    assert login_command._interactive({"CI": "true"}) is False
     with pytest.raises(AuthError, match=r"MDUPLOAD_PASSWORD is not set, and mdupload does not prompt here \(CI is set\)"):
-        accounts._gather("demo", {"CI": "1", "MDUPLOAD_CLIENT_ID": "c", "MDUPLOAD_CLIENT_SECRET": "s"})
+        login_command._gather("demo", {"CI": "1", "MDUPLOAD_CLIENT_ID": "c", "MDUPLOAD_CLIENT_SECRET": "s"})
 
 
 def test_in_a_terminal_login_asks_for_what_is_missing_with_hidden_secrets(sandbox, env, monkeypatch):
-    monkeypatch.setattr(accounts, "_interactive", lambda environ: True)
+    monkeypatch.setattr(login_command, "_interactive", lambda environ: True)
     prompts = []
-    real_prompt = accounts.click.prompt
+    real_prompt = login_command.click.prompt
 
     def recording_prompt(text, **kwargs):
         prompts.append((text, kwargs.get("hide_input", False)))
         return real_prompt(text, **kwargs)
 
-    monkeypatch.setattr(accounts.click, "prompt", recording_prompt)
+    monkeypatch.setattr(login_command.click, "prompt", recording_prompt)
     result = CliRunner().invoke(main, ["login"], input=f"demo\n{DEMO_ACCOUNT.password}\nmdupload-demo\n"
                                                       f"{DEMO_ACCOUNT.client_secret}\n",
                                 env={**env, **hosts(sandbox)})

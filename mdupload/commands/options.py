@@ -1,4 +1,4 @@
-"""The options several commands share (cli.py, accounts.py and readback_cli.py all use them)."""
+"""The options several commands share, and the clients and ledger they stand for."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ from pathlib import Path
 
 import click
 
-from .ledger import Ledger, default_ledger_path
-from .upload import DEFAULT_CONCURRENCY
+from ..accounts import client_for
+from ..ledger import Ledger, default_ledger_path
+from ..mangadex.client import MangaDexClient, resolve_hosts
+from ..upload import DEFAULT_CONCURRENCY
 
 
 def json_flag(f):
@@ -58,3 +60,21 @@ concurrency_option = click.option(
     "--concurrency", type=click.IntRange(1, 8), default=None, metavar="N",
     help=f"Batches in flight at once within a session (default {DEFAULT_CONCURRENCY}, measured by make bench).")
 quiet_option = click.option("--quiet", is_flag=True, help="Print nothing on stderr but errors.")
+
+
+# --- what the host options mean -----------------------------------------------------------------------
+
+def signed_in_client(api_url, auth_url, dev):
+    """A signed-in client: MDUPLOAD_* credentials when set, else the account `mdupload login` stored for this
+    API (MDUPLOAD_ACCOUNT picks one when several are stored); see accounts.py."""
+    return client_for(api_url, auth_url, dev)
+
+
+def reading_client(api_url, dev) -> MangaDexClient:
+    """A MangaDex client without credentials: reading needs no account, so no token exists to leak."""
+    hosts = resolve_hosts(api_url=api_url, dev=dev)
+    return MangaDexClient(api_url=hosts.api_url, auth_url=hosts.auth_url)
+
+
+def api_url_of(api_url, dev) -> str:
+    return resolve_hosts(api_url=api_url, auth_url=None, dev=dev).api_url
