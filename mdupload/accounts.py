@@ -38,8 +38,6 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-import platformdirs
-
 from .errors import AuthError
 from .mangadex.auth import ENV_VARS, Credentials
 from .mangadex.client import (
@@ -52,6 +50,7 @@ from .mangadex.client import (
     resolve_hosts,
 )
 from .redact import redact
+from .settings import ACCOUNT, AUTH_URL, CONFIG_DIR, KEYRING, config_dir, keyring_wanted
 
 try:
     import fcntl
@@ -66,20 +65,10 @@ FORMAT = 1
 MAX_INDEX_BYTES = 1024 * 1024
 KEYRING_SERVICE = "mdupload"
 SECRET_FIELDS = ("client_id", "client_secret", "refresh_token")
-ACCOUNT_ENV = "MDUPLOAD_ACCOUNT"
-CONFIG_ENV = "MDUPLOAD_CONFIG_DIR"
-KEYRING_ENV = "MDUPLOAD_KEYRING"
-OFF_VALUES = ("0", "no", "false", "off")
+ACCOUNT_ENV = ACCOUNT.variable
+CONFIG_ENV = CONFIG_DIR.variable
+KEYRING_ENV = KEYRING.variable
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-
-
-def config_dir(environ: Mapping[str, str] | None = None) -> Path:
-    """MDUPLOAD_CONFIG_DIR, else the platform's config folder for mdupload."""
-    environ = os.environ if environ is None else environ
-    configured = environ.get(CONFIG_ENV, "").strip()
-    if configured:
-        return Path(configured).expanduser()
-    return Path(platformdirs.user_config_dir("mdupload", appauthor=False))
 
 
 # --- the stored accounts ---------------------------------------------------------------------------
@@ -109,10 +98,8 @@ class AccountStore:
         self.keyring = keyring
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> AccountStore:
-        environ = os.environ if environ is None else environ
-        use_keyring = environ.get(KEYRING_ENV, "").strip().lower() not in OFF_VALUES
-        return cls(config_dir(environ), _LazyKeyring() if use_keyring else None)
+    def from_env(cls, environ: Mapping[str, str]) -> AccountStore:
+        return cls(config_dir(environ), _LazyKeyring() if keyring_wanted(environ) else None)
 
     # --- reading --------------------------------------------------------------------------------
 
@@ -394,10 +381,9 @@ def login_line(api_url: str, auth_url: str | None, *, username: str | None = Non
 
 
 def resolve(api_url: str | None = None, auth_url: str | None = None, dev: bool = False, *,
-            account: str | None = None, environ: Mapping[str, str] | None = None,
+            account: str | None = None, environ: Mapping[str, str],
             store: AccountStore | None = None) -> Resolved:
     """The hosts and credentials a command uses: the environment's, else the stored account's."""
-    environ = os.environ if environ is None else environ
     hosts = resolve_hosts(api_url=api_url, auth_url=auth_url, dev=dev, environ=environ)
     if Credentials.in_env(environ):
         set_vars = [var for var in ENV_VARS.values() if environ.get(var, "").strip()]
@@ -434,11 +420,11 @@ def resolve(api_url: str | None = None, auth_url: str | None = None, dev: bool =
 
 
 def _explicit_auth(auth_url: str | None, environ: Mapping[str, str]) -> str | None:
-    return auth_url or environ.get("MDUPLOAD_AUTH_URL") or None
+    return auth_url or environ.get(AUTH_URL.variable) or None
 
 
 def client_for(api_url: str | None = None, auth_url: str | None = None, dev: bool = False, *,
-               account: str | None = None, environ: Mapping[str, str] | None = None, **client_options):
+               account: str | None = None, environ: Mapping[str, str], **client_options):
     """A MangaDexClient signed in as `resolve` says; a stored account's rotated refresh tokens are kept."""
     resolved = resolve(api_url, auth_url, dev, account=account, environ=environ)
     client = MangaDexClient(api_url=resolved.hosts.api_url, auth_url=resolved.hosts.auth_url,

@@ -37,16 +37,17 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from . import __version__
+from .checks import checked_report
 from .errors import MdUploadError, UsageError
 from .ledger import Ledger, PageRecord
 from .mangadex.client import MangaDexClient
 from .mangadex.errors import NotFound
 from .manifest import ChapterSpec, Manifest
+from .settings import REPORT_URL, REPORT_URL_SETTING
 
 log = logging.getLogger("mdupload.athome")
 
-REPORT_URL = "https://api.mangadex.network/report"
-REPORT_URL_ENV = "MDUPLOAD_REPORT_URL"
+REPORT_URL_ENV = REPORT_URL_SETTING.variable
 OFFICIAL_HOST_MARK = "mangadex.org"  # images from a base URL containing this are not reported
 CONCURRENCY = 3  # pages downloading at once
 MAX_FAILING_NODES = 4  # base URLs in a row that serve no page before the chapter is given up
@@ -157,7 +158,7 @@ def check_chapter_id(chapter_id: str) -> str:
     return chapter_id.lower()
 
 
-def resolve_report_url(url: str | None = None, environ: Mapping[str, str] = os.environ) -> str:
+def resolve_report_url(url: str | None = None, *, environ: Mapping[str, str]) -> str:
     """The report endpoint: the argument, else MDUPLOAD_REPORT_URL, else MangaDex@Home's own."""
     source = "the report URL"
     if url is None:
@@ -197,11 +198,11 @@ class AtHomeReader:
     """Reads chapters through MangaDex@Home with `client` (for /at-home/server) and its own image session."""
 
     def __init__(self, client: MangaDexClient, *, report_url: str | None = None,
-                 environ: Mapping[str, str] = os.environ, concurrency: int = CONCURRENCY,
+                 environ: Mapping[str, str], concurrency: int = CONCURRENCY,
                  session: requests.Session | None = None, image_timeout=IMAGE_TIMEOUT,
                  sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic):
         self.client = client
-        self.report_url = resolve_report_url(report_url, environ)
+        self.report_url = resolve_report_url(report_url, environ=environ)
         self.concurrency = max(1, concurrency)
         self.images = session or image_session(self.concurrency)
         self.image_timeout = image_timeout
@@ -717,15 +718,13 @@ def _dimensions(path: Path) -> tuple[int, int] | None:
         return None
 
 
-def local_pages_from_disk(workdir: Path) -> LocalPages:
+def local_pages_from_disk(workdir: Path, fix_cache: Path | None = None) -> LocalPages:
     """The LocalPages of the manifest's chapters as they are on disk now, checked (and repaired as
     `--fix` would, so a repaired upload finds its repaired pages) into `workdir`."""
-    from .archive import checked_report
-
     counter = iter(range(1_000_000))
 
     def pages(spec: ChapterSpec):
-        report = checked_report(spec, Path(workdir) / f"local-{next(counter):03d}")
+        report = checked_report(spec, Path(workdir) / f"local-{next(counter):03d}", fix_cache)
         return {r.page.upload_name: (r.page.origin, r.sha256, r.width, r.height) for r in report.pages}
 
     return pages

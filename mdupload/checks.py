@@ -125,6 +125,17 @@ def fix_chapter(report: ChapterReport, workdir: Path, *, cache_dir: Path | None 
                          problems=_chapter_problems(pages), fixes=[f for f in fixed if f.done or f.problems])
 
 
+def checked_report(spec: ChapterSpec, workdir: Path, fix_cache: Path | None = None) -> ChapterReport:
+    """The chapter's pages as `upload` sent them, for read-back and archiving: collected and checked into
+    `workdir`, and repaired as --fix does when the checks find something to repair (a chapter with such
+    pages can only have been uploaded repaired)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    report = check_chapter(spec, workdir / "pages")
+    if not report.ok:
+        report = fix_chapter(report, workdir / "fixed", cache_dir=fix_cache)
+    return report
+
+
 class PageCheckers:
     """The worker processes that check pages, started on first need and shared by every chapter checked
     while the block is open (starting them costs about a second: once per run, not once per chapter)."""

@@ -14,7 +14,7 @@ import sys
 import click
 
 from . import __version__
-from .ci import annotate, annotate_error
+from .ci import GitHubActions
 from .commands import (
     archive,
     demo,
@@ -33,6 +33,7 @@ from .commands import (
 from .errors import EXIT_FAILED, MdUploadError
 from .output import print_json
 from .redact import RedactingFilter, redact
+from .settings import Environment
 
 log = logging.getLogger("mdupload")
 
@@ -44,7 +45,7 @@ class CommandGroup(click.Group):
         try:
             return super().invoke(ctx)
         except MdUploadError as exc:
-            annotate_error(exc)
+            GitHubActions(Environment.current().environ).annotate_error(exc)
             if ctx.meta.get("mdupload.json"):
                 print_json({"ok": False, "error": str(exc), "chapters": []})
             click.echo(f"error: {exc}", err=True)
@@ -58,7 +59,7 @@ class CommandGroup(click.Group):
         except Exception as exc:  # a bug: one line, redacted like everything else; the traceback only with -v
             message = redact(f"unexpected error ({type(exc).__name__}: {exc}).")
             hint = "Run it again with -v for the details, and please report it; what was done is in the ledger."
-            annotate("error", f"{message} {hint}", title="mdupload")
+            GitHubActions(Environment.current().environ).annotate("error", f"{message} {hint}", title="mdupload")
             if ctx.meta.get("mdupload.json"):
                 print_json({"ok": False, "error": message, "chapters": []})
             click.echo(f"error: {message} {hint}", err=True)

@@ -23,7 +23,6 @@ selected chapter fails its checks:
 
 from __future__ import annotations
 
-import os
 import tempfile
 import threading
 import time
@@ -33,14 +32,13 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-from platformdirs import user_cache_dir
-
 from .archive import ArchiveRun, ArchiveTarget, archive_after_upload
 from .checks import ChapterReport, PageCheckers, check_chapter, fix_chapter
 from .errors import AuthError, UsageError
 from .ledger import Ledger
 from .mangadex.client import MangaDexClient
 from .manifest import ChapterSpec, Manifest
+from .settings import Settings
 from .upload import (
     ChapterPlan,
     ChapterResult,
@@ -50,13 +48,10 @@ from .upload import (
 )
 
 
-def terms_accepted(manifest: Manifest, accept_terms: bool) -> bool:
-    """The user accepted MangaDex's upload terms by option, environment or manifest key."""
-    return accept_terms or manifest.terms_accepted or os.environ.get("MDUPLOAD_ACCEPT_TERMS", "") in ("1", "true", "yes")
-
-
 def require_terms(manifest: Manifest, accept_terms: bool) -> None:
-    if not terms_accepted(manifest, accept_terms):
+    """The user accepted MangaDex's upload terms by option or variable (`accept_terms`, see settings.py) or
+    manifest key."""
+    if not (accept_terms or manifest.terms_accepted):
         raise UsageError(
             "MangaDex requires uploaders to accept its upload terms, and you have not said that you do.",
             hint="Read them on mangadex.org, then pass --accept-terms, set MDUPLOAD_ACCEPT_TERMS=1, "
@@ -87,13 +82,10 @@ def build_plan(manifest: Manifest, report: ChapterReport) -> ChapterPlan:
                        language=spec.language, draft=chapter_draft(spec), pages=pages)
 
 
-def fix_cache_dir() -> Path:
-    """Where repaired pages are kept by the SHA-256 of their source, so a rerun does not redo them."""
-    return Path(os.environ.get("MDUPLOAD_CACHE_DIR") or user_cache_dir("mdupload")) / "fixes"
-
-
-def check_all(specs: list[ChapterSpec], workdir: Path, *, deep: bool = False, fix: bool = False) -> list[ChapterReport]:
-    """Check each chapter; repair the fixable pages of those with `--fix` or `fix: true` into `workdir`."""
+def check_all(specs: list[ChapterSpec], workdir: Path, *, deep: bool = False, fix: bool = False,
+              fix_cache: Path | None = None) -> list[ChapterReport]:
+    """Check each chapter; repair the fixable pages of those with `--fix` or `fix: true` into `workdir`
+    (`fix_cache`: where repairs are kept by the SHA-256 of their source, so a rerun does not redo them)."""
     reports = []
     with PageCheckers() as checkers:
         for index, spec in enumerate(specs):
@@ -101,7 +93,7 @@ def check_all(specs: list[ChapterSpec], workdir: Path, *, deep: bool = False, fi
             chapter_dir.mkdir(parents=True, exist_ok=True)
             report = check_chapter(spec, chapter_dir / "pages", deep=deep, checkers=checkers)
             if fix or spec.fix:
-                report = fix_chapter(report, chapter_dir / "fixed", cache_dir=fix_cache_dir(), checkers=checkers)
+                report = fix_chapter(report, chapter_dir / "fixed", cache_dir=fix_cache, checkers=checkers)
             reports.append(report)
     return reports
 
@@ -129,7 +121,7 @@ class UploadOutcome:
 def upload_manifest(manifest: Manifest, specs: list[ChapterSpec], workdir: Path, *,
                     connect: Callable[[], MangaDexClient], ledger: Ledger, reporter, options: UploadOptions,
                     accept_terms: bool = False, deep: bool = False, fix: bool = False,
-                    dry_run: bool = False) -> UploadOutcome:
+                    dry_run: bool = False, fix_cache: Path | None = None) -> UploadOutcome:
     """Check every selected chapter; if all pass (and this is no dry run), publish them one by one.
 
     Nothing is uploaded when any selected chapter fails its checks (with --deep, the decoding of a
@@ -140,7 +132,8 @@ def upload_manifest(manifest: Manifest, specs: list[ChapterSpec], workdir: Path,
         require_terms(manifest, accept_terms)
         specs = _interrupted_first(manifest, specs, ledger)
     # A dry run shows exactly what would be sent: every check, --deep included, comes first.
-    outcome = UploadOutcome(reports=check_all(specs, workdir, deep=deep and dry_run, fix=fix))
+    outcome = UploadOutcome(reports=check_all(specs, workdir, deep=deep and dry_run, fix=fix,
+                                                 fix_cache=fix_cache))
     if not outcome.checks_passed:
         return outcome
     if dry_run:
@@ -150,7 +143,7 @@ def upload_manifest(manifest: Manifest, specs: list[ChapterSpec], workdir: Path,
     client = None
     try:
         if deep:  # one thread, in manifest order: each chapter's decoding is done before the next begins
-            prepared = [checker.submit(_deep_check, spec, workdir / f"deep-{index:03d}", fix)
+            prepared = [checker.submit(_deep_check, spec, workdir / f"deep-{index:03d}", fix, fix_cache)
                         for index, spec in enumerate(specs)]
         else:
             prepared = [_done(report) for report in outcome.reports]
@@ -219,19 +212,21 @@ class Publication:
         return self.outcome.ok and not self.signed_out and (self.archived is None or self.archived.ok)
 
 
-def publish_manifest(manifest: Manifest, specs: list[ChapterSpec], *, connect: Callable[[], MangaDexClient],
-                     ledger: Ledger | None, reporter, options: UploadOptions, api_url: str, accept_terms: bool = False,
-                     deep: bool = False, fix: bool = False, dry_run: bool = False,
+def publish_manifest(manifest: Manifest, specs: list[ChapterSpec], settings: Settings, *,
+                     connect: Callable[[], MangaDexClient], ledger: Ledger | None, reporter, options: UploadOptions,
+                     api_url: str, deep: bool = False, fix: bool = False, dry_run: bool = False,
                      archive_target: ArchiveTarget | None = None) -> Publication:
     """`upload` as a service: check and publish (then archive, given a target) in a work folder of its own.
-    `watch` publishes each item through this too."""
+    `watch` publishes each item through this too. `api_url`: the MangaDex API in use."""
     archived = None
     with tempfile.TemporaryDirectory(prefix="mdupload-") as workdir:
         outcome = upload_manifest(manifest, specs, Path(workdir), connect=connect, ledger=ledger, reporter=reporter,
-                                  options=options, accept_terms=accept_terms, deep=deep, fix=fix, dry_run=dry_run)
+                                  options=options, accept_terms=settings.accept_terms, deep=deep, fix=fix,
+                                  dry_run=dry_run, fix_cache=settings.fix_cache)
         if archive_target is not None and outcome.checks_passed:  # while --fix's repaired pages still exist
             archived = archive_after_upload(manifest, outcome.results, ledger, reporter, api_url=api_url,
-                                            target=archive_target)
+                                            target=archive_target, environ=settings.environ,
+                                            fix_cache=settings.fix_cache)
     return Publication(outcome, dry_run=dry_run, archived=archived)
 
 
@@ -245,9 +240,9 @@ def _interrupted_first(manifest: Manifest, specs: list[ChapterSpec], ledger: Led
     return sorted(specs, key=lambda spec: not interrupted(spec))
 
 
-def _deep_check(spec: ChapterSpec, workdir: Path, fix: bool) -> ChapterReport:
+def _deep_check(spec: ChapterSpec, workdir: Path, fix: bool, fix_cache: Path | None) -> ChapterReport:
     """The chapter checked as `validate --deep` checks it (repairs come from the fix cache by then)."""
-    return check_all([spec], workdir, deep=True, fix=fix)[0]
+    return check_all([spec], workdir, deep=True, fix=fix, fix_cache=fix_cache)[0]
 
 
 def _done(report: ChapterReport) -> Future:

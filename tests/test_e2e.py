@@ -391,6 +391,7 @@ def test_a_sign_in_refused_mid_run_keeps_what_was_published_and_stops_the_rest(s
     from mdupload.manifest import load_manifest
     from mdupload.output import Reporter, publication_json
     from mdupload.publish import publish_manifest
+    from mdupload.settings import Settings
 
     manifest = load_manifest(series)
     client = MangaDexClient(api_url=sandbox.api_url, auth_url=sandbox.auth_url, rate_limiter=None,
@@ -403,10 +404,9 @@ def test_a_sign_in_refused_mid_run_keeps_what_was_published_and_stops_the_rest(s
         return sent(session_id, *args, **kwargs)
 
     client.upload_files = refused_after_the_first_chapter
-    publication = publish_manifest(manifest, list(manifest.chapters), reporter=Reporter(quiet=True),
-                                   options=UploadOptions(), connect=lambda: client,
-                                   ledger=Ledger(tmp_path / "ledger.sqlite"), api_url=sandbox.api_url,
-                                   accept_terms=True)
+    publication = publish_manifest(manifest, list(manifest.chapters), Settings.build(accept_terms=True),
+                                   reporter=Reporter(quiet=True), options=UploadOptions(), connect=lambda: client,
+                                   ledger=Ledger(tmp_path / "ledger.sqlite"), api_url=sandbox.api_url)
     document = publication_json(publication)
     assert document["ok"] is False and document["signed_out"] is True and "mdupload login" in document["error"]
     statuses = [(c["chapter"], c["status"]) for c in document["chapters"]]

@@ -26,6 +26,7 @@ from .options import (
     open_ledger,
     quiet_option,
     reading_client,
+    settings_for,
 )
 
 
@@ -44,15 +45,18 @@ def archive(manifest, chapters, to, quiet, api_url, dev, ledger_path, as_json):
     The API key comes from MDUPLOAD_LANRARAGI_KEY. The category and extra tags come from the manifest's
     `lanraragi:` section. A chapter already archived (the ledger and the server say so) is not sent again.
     """
+    settings = settings_for(api_url=api_url, dev=dev, ledger=ledger_path)
     loaded = load_manifest(manifest)
     specs = loaded.select(chapters)
-    target = resolve_target(loaded, to)
-    ledger = open_ledger(ledger_path)
+    target = resolve_target(loaded, to, environ=settings.environ)
+    ledger = open_ledger(settings)
     reporter = Reporter(quiet=quiet)
     with tempfile.TemporaryDirectory(prefix="mdupload-archive-") as workdir:
-        run = archive_chapters(loaded, specs, ledger, lanraragi=LanraragiClient.from_env(target.url),
-                               mangadex=reading_client(api_url, dev), target=target,
-                               pages=checked_pages(Path(workdir) / "pages"), workdir=Path(workdir), reporter=reporter)
+        run = archive_chapters(loaded, specs, ledger,
+                               lanraragi=LanraragiClient.from_env(target.url, environ=settings.environ),
+                               mangadex=reading_client(settings), target=target,
+                               pages=checked_pages(Path(workdir) / "pages", settings.fix_cache),
+                               workdir=Path(workdir), reporter=reporter)
     if as_json:
         print_json(run.to_json())
     sys.exit(EXIT_OK if run.ok else EXIT_FAILED)

@@ -7,18 +7,18 @@ never when CI is set).
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Mapping
 
 import click
 
-from ..accounts import OFF_VALUES, AccountStore
+from ..accounts import AccountStore
 from ..errors import AuthError
 from ..mangadex.auth import ENV_VARS, Credentials
 from ..mangadex.client import MangaDexClient, resolve_hosts
 from ..output import account_json, print_json
-from .options import host_options, json_flag
+from ..settings import OFF_VALUES
+from .options import host_options, json_flag, settings_for
 
 
 @click.command("login")
@@ -33,8 +33,8 @@ def login(username, api_url, auth_url, dev, as_json):
     and refresh token in the system keyring, or else in a file readable by you alone. Signing in again
     replaces the stored account; every API (production, --dev, a sandbox) keeps its own accounts.
     """
-    environ = os.environ
-    hosts = resolve_hosts(api_url=api_url, auth_url=auth_url, dev=dev)
+    environ = settings_for().environ
+    hosts = resolve_hosts(api_url=api_url, auth_url=auth_url, dev=dev, environ=environ)
     store = AccountStore.from_env(environ)
     store.accounts()  # an unsafe or broken store is refused before the password is asked for
     values = _gather(username, environ)

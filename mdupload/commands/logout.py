@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import click
 
 from ..accounts import ACCOUNT_ENV, AccountStore
@@ -11,7 +9,7 @@ from ..errors import AuthError, UsageError
 from ..mangadex.auth import Credentials
 from ..mangadex.client import resolve_hosts
 from ..output import print_json
-from .options import host_options, json_flag
+from .options import host_options, json_flag, settings_for
 
 
 @click.command("logout")
@@ -22,12 +20,13 @@ from .options import host_options, json_flag
 @json_flag
 def logout(name, everything, api_url, auth_url, dev, as_json):
     """Remove a stored account: its client id, client secret and refresh token."""
-    store = AccountStore.from_env()
+    environ = settings_for().environ
+    store = AccountStore.from_env(environ)
     if everything:
         removed = store.accounts()
     else:
-        hosts = resolve_hosts(api_url=api_url, auth_url=auth_url, dev=dev)
-        name = name or os.environ.get(ACCOUNT_ENV, "").strip() or None
+        hosts = resolve_hosts(api_url=api_url, auth_url=auth_url, dev=dev, environ=environ)
+        name = name or environ.get(ACCOUNT_ENV, "").strip() or None
         try:
             chosen = store.select(hosts.api_url, name)
         except AuthError as exc:
@@ -42,7 +41,7 @@ def logout(name, everything, api_url, auth_url, dev, as_json):
     if removed:
         click.echo("the refresh token stays valid at MangaDex until it expires; to cut off every copy now, "
                    "create a new secret for your personal API client on mangadex.org", err=True)
-    if Credentials.in_env(os.environ):
+    if Credentials.in_env(environ):
         click.echo("note: MDUPLOAD_* credentials are still set in this environment", err=True)
     if as_json:
         print_json({"ok": True, "removed": [{"account": a.username, "api_url": a.api_url, "store": a.store}

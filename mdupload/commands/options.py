@@ -7,8 +7,10 @@ from pathlib import Path
 import click
 
 from ..accounts import client_for
-from ..ledger import Ledger, default_ledger_path
-from ..mangadex.client import MangaDexClient, resolve_hosts
+from ..ci import GitHubActions
+from ..ledger import Ledger
+from ..mangadex.client import Hosts, MangaDexClient, resolve_hosts
+from ..settings import Environment, Settings
 from ..upload import DEFAULT_CONCURRENCY
 
 
@@ -48,10 +50,6 @@ def ledger_option(f):
                         help="The ledger file (env MDUPLOAD_LEDGER; default in the user's state folder).")(f)
 
 
-def open_ledger(path: Path | None) -> Ledger:
-    return Ledger(path or default_ledger_path())
-
-
 accept_terms_option = click.option("--accept-terms", is_flag=True,
                                    help="Accept MangaDex's upload terms (or MDUPLOAD_ACCEPT_TERMS=1).")
 stale_after_option = click.option("--stale-after", type=click.FloatRange(min=0), default=10, show_default=True,
@@ -62,19 +60,33 @@ concurrency_option = click.option(
 quiet_option = click.option("--quiet", is_flag=True, help="Print nothing on stderr but errors.")
 
 
-# --- what the host options mean -----------------------------------------------------------------------
+# --- the run's settings, and what they stand for -------------------------------------------------------
 
-def signed_in_client(api_url, auth_url, dev):
+def settings_for(**options) -> Settings:
+    """The run's settings: the command's options, the process's environment, the defaults (settings.py)."""
+    return Settings.build(Environment.current(), **options)
+
+
+def signed_in_client(settings: Settings) -> MangaDexClient:
     """A signed-in client: MDUPLOAD_* credentials when set, else the account `mdupload login` stored for this
     API (MDUPLOAD_ACCOUNT picks one when several are stored); see accounts.py."""
-    return client_for(api_url, auth_url, dev)
+    return client_for(settings.api_url, settings.auth_url, settings.dev, account=settings.account,
+                      environ=settings.environ)
 
 
-def reading_client(api_url, dev) -> MangaDexClient:
+def hosts_of(settings: Settings) -> Hosts:
+    return resolve_hosts(settings.api_url, settings.auth_url, settings.dev, environ=settings.environ)
+
+
+def reading_client(settings: Settings) -> MangaDexClient:
     """A MangaDex client without credentials: reading needs no account, so no token exists to leak."""
-    hosts = resolve_hosts(api_url=api_url, dev=dev)
+    hosts = hosts_of(settings)
     return MangaDexClient(api_url=hosts.api_url, auth_url=hosts.auth_url)
 
 
-def api_url_of(api_url, dev) -> str:
-    return resolve_hosts(api_url=api_url, auth_url=None, dev=dev).api_url
+def open_ledger(settings: Settings) -> Ledger:
+    return Ledger(settings.ledger)
+
+
+def github(settings: Settings) -> GitHubActions:
+    return GitHubActions(settings.environ)

@@ -9,7 +9,7 @@ import click
 
 from ..athome import AtHomeReader, check_chapter_id
 from ..output import PullProgress, Reporter, print_json
-from .options import api_options, json_flag, quiet_option, reading_client
+from .options import api_options, json_flag, quiet_option, reading_client, settings_for
 
 _CHAPTER_URL = re.compile(r"/chapter/([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})")
 
@@ -30,7 +30,8 @@ def pull(chapter_id, dest, data_saver, quiet, api_url, dev, as_json):
     found = _CHAPTER_URL.search(chapter_id)
     chapter_id = check_chapter_id(found.group(1) if found else chapter_id.strip())
     reporter = Reporter(quiet=quiet)
-    reader = AtHomeReader(reading_client(api_url, dev))
+    settings = settings_for(api_url=api_url, dev=dev)
+    reader = AtHomeReader(reading_client(settings), environ=settings.environ)
     progress = PullProgress(reporter)
     try:
         result = reader.download(chapter_id, dest, data_saver=data_saver, events=progress)

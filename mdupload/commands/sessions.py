@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import click
 
 from ..output import print_json
-from .options import host_options, json_flag, signed_in_client
+from .options import host_options, json_flag, settings_for, signed_in_client
 
 
 @click.command("sessions")
@@ -16,7 +16,7 @@ from .options import host_options, json_flag, signed_in_client
 @json_flag
 def sessions(abandon, api_url, auth_url, dev, as_json):
     """Show (or abandon) the account's open upload session."""
-    client = signed_in_client(api_url, auth_url, dev)
+    client = signed_in_client(settings_for(api_url=api_url, auth_url=auth_url, dev=dev))
     session = client.get_open_session()
     if session is None:
         click.echo("no upload session is open on this account", err=True)

@@ -13,6 +13,7 @@ from .options import (
     ledger_option,
     manifest_argument,
     open_ledger,
+    settings_for,
 )
 
 
@@ -30,7 +31,7 @@ def status(manifest, chapters, ledger_path, as_json):
     """
     loaded = load_manifest(manifest)
     specs = loaded.select(chapters)
-    statuses = chapter_statuses(loaded, specs, open_ledger(ledger_path))
+    statuses = chapter_statuses(loaded, specs, open_ledger(settings_for(ledger=ledger_path)))
     for spec, chapter in zip(specs, statuses, strict=True):
         click.echo(status_line(spec.label, chapter), err=True)
     if as_json:

@@ -26,6 +26,7 @@ from .options import (
     open_ledger,
     quiet_option,
     reading_client,
+    settings_for,
 )
 
 
@@ -46,15 +47,16 @@ def verify(manifest, chapters, wait_minutes, download, quiet, api_url, dev, ledg
     A chapter MangaDex is still processing is reported as such and is not an error (exit 0); a
     chapter that differs, is gone or was never published is (exit 1).
     """
+    settings = settings_for(api_url=api_url, dev=dev, ledger=ledger_path)
     loaded = load_manifest(manifest)
     specs = loaded.select(chapters)
-    ledger = open_ledger(ledger_path)
+    ledger = open_ledger(settings)
     reporter = Reporter(quiet=quiet)
-    reader = AtHomeReader(reading_client(api_url, dev))
+    reader = AtHomeReader(reading_client(settings), environ=settings.environ)
     with tempfile.TemporaryDirectory(prefix="mdupload-verify-") as workdir:
         checks = verify_chapters(loaded, specs, ledger, reader, wait_s=wait_minutes * 60, download=download,
                                  workdir=Path(workdir) / "served",
-                                 local_pages=local_pages_from_disk(Path(workdir) / "local") if download else None,
+                                 local_pages=local_pages_from_disk(Path(workdir) / "local", settings.fix_cache) if download else None,
                                  on_wait=WaitNotice(reporter))
     for check in checks:
         show_check(reporter, check)

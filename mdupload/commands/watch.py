@@ -9,7 +9,6 @@ from pathlib import Path
 
 import click
 
-from ..ci import annotate_publication
 from ..errors import AuthError
 from ..output import Reporter, publication_json, show_publication
 from ..publish import publish_manifest
@@ -17,11 +16,13 @@ from ..upload import DEFAULT_CONCURRENCY, UploadOptions
 from ..watch import run_watch
 from .options import (
     accept_terms_option,
-    api_url_of,
     concurrency_option,
+    github,
     host_options,
+    hosts_of,
     ledger_option,
     open_ledger,
+    settings_for,
     signed_in_client,
     stale_after_option,
 )
@@ -46,24 +47,26 @@ def watch(inbox, series_paths, settle, once, accept_terms, stale_after, concurre
     Published items move to INBOX/done/ with a JSON receipt, failed ones to INBOX/failed/ with a
     .error.txt saying what to fix. Runs until SIGINT/SIGTERM (the chapter in flight is finished first).
     """
+    settings = settings_for(api_url=api_url, auth_url=auth_url, dev=dev, ledger=ledger_path,
+                            accept_terms=accept_terms)
     reporter = Reporter(quiet=False, force_plain=True)  # a log, not a terminal show
     options = UploadOptions(stale_after=timedelta(minutes=stale_after),
                             concurrency=concurrency or DEFAULT_CONCURRENCY)
-    api = api_url_of(api_url, dev)
+    api = hosts_of(settings).api_url
     clients = []  # one client (one token) for the watcher's whole life
 
     def connect():
         if not clients:
-            clients.append(signed_in_client(api_url, auth_url, dev))
+            clients.append(signed_in_client(settings))
         return clients[0]
 
-    ledger = open_ledger(ledger_path)  # like the client, one for the watcher's whole life
+    ledger = open_ledger(settings)  # like the client, one for the watcher's whole life
 
     def publish(manifest) -> dict:
-        publication = publish_manifest(manifest, list(manifest.chapters), reporter=reporter, options=options,
-                                       connect=connect, ledger=ledger, api_url=api, accept_terms=accept_terms)
+        publication = publish_manifest(manifest, list(manifest.chapters), settings, reporter=reporter,
+                                       options=options, connect=connect, ledger=ledger, api_url=api)
         show_publication(reporter, publication)
-        annotate_publication(publication, manifest, api)
+        github(settings).annotate_publication(publication, manifest, api)
         document = publication_json(publication)
         if publication.signed_out:  # stop watching: every item would fail the same way
             raise AuthError(document["error"])

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
-
 import click
 
 from ..accounts import ACCOUNT_ENV, AccountStore, client_for, resolve
 from ..errors import AuthError
 from ..mangadex.auth import Credentials
 from ..output import account_json, account_time, print_json
-from .options import host_options, json_flag
+from .options import host_options, json_flag, settings_for
 
 
 @click.command("whoami")
@@ -22,7 +20,8 @@ from .options import host_options, json_flag
 @json_flag
 def whoami(name, everything, check, api_url, auth_url, dev, as_json):
     """Show which account commands use here, and where its credentials come from."""
-    store = AccountStore.from_env()
+    environ = settings_for().environ
+    store = AccountStore.from_env(environ)
     if everything:
         accounts = store.accounts()
         for account in accounts:
@@ -30,13 +29,13 @@ def whoami(name, everything, check, api_url, auth_url, dev, as_json):
                        f"{store.describe(account)}, signed in {account_time(account.logged_in_at)}", err=True)
         if not accounts:
             click.echo(f"no account is stored (in {store.folder})", err=True)
-        if Credentials.in_env(os.environ):
+        if Credentials.in_env(environ):
             click.echo("MDUPLOAD_* credentials are set in this environment: they win over every stored account",
                        err=True)
         if as_json:
             print_json({"ok": True, "accounts": [account_json(store, a, "stored") for a in accounts]})
         return
-    resolved = resolve(api_url, auth_url, dev, account=name)
+    resolved = resolve(api_url, auth_url, dev, account=name, environ=environ)
     hosts, credentials = resolved.hosts, resolved.credentials
     click.echo(f"account   {credentials.username}", err=True)
     click.echo(f"API       {hosts.api_url} (token URL {hosts.auth_url})", err=True)
@@ -60,7 +59,7 @@ def whoami(name, everything, check, api_url, auth_url, dev, as_json):
     client_id = credentials.client_id
     click.echo(f"client    {client_id}", err=True)
     if check:
-        client = client_for(api_url, auth_url, dev, account=name)
+        client = client_for(api_url, auth_url, dev, account=name, environ=environ)
         answer = client.auth_check()
         if answer.get("isAuthenticated") is not True:
             raise AuthError(f"{hosts.api_url} does not accept the token.", hint=resolved.login_hint)
