@@ -41,11 +41,11 @@ from .mangadex.client import MangaDexClient
 from .mangadex.errors import ApiError
 from .manifest import ChapterSpec, Manifest
 from .settings import LANRARAGI_URL
+from .vocabulary import PUBLISHED_STATES, Status, chapter_url
 
 log = logging.getLogger("mdupload.archive")
 
 URL_ENV = LANRARAGI_URL.variable
-PUBLISHED_STATES = ("COMMITTED", "SKIPPED")  # with a chapter id: the chapter is on MangaDex
 
 
 @dataclass(frozen=True)
@@ -143,16 +143,6 @@ def _private_host(host: str) -> bool:
     return address.is_private or address.is_loopback or address.is_link_local
 
 
-def chapter_web_url(api_url: str, chapter_id: str) -> str:
-    """The chapter's page for people: https://mangadex.org/chapter/<id> for api.mangadex.org (and the same
-    for .dev); for any other API (the sandbox), the API's own chapter URL."""
-    parts = urlsplit(api_url)
-    host = parts.hostname or ""
-    if host.startswith("api.") and host.count(".") >= 2:
-        return f"https://{host[len('api.'):]}/chapter/{chapter_id}"
-    return f"{api_url.rstrip('/')}/chapter/{chapter_id}"
-
-
 # --- archiving -------------------------------------------------------------------------------------
 
 
@@ -189,7 +179,7 @@ def archive_after_upload(manifest: Manifest, results: Sequence, ledger: Ledger, 
     lanraragi = lanraragi or LanraragiClient.from_env(target.url, environ=environ)
     mangadex = mangadex or MangaDexClient(api_url=api_url)
     by_key = {manifest.chapter_key(spec): spec for spec in manifest.chapters}
-    done = [r for r in results if r.status in ("uploaded", "skipped") and r.chapter_id and r.plan.key in by_key]
+    done = [r for r in results if r.status in (Status.UPLOADED, Status.SKIPPED) and r.chapter_id and r.plan.key in by_key]
     planned = {r.plan.key: [p.path for p in r.plan.pages] for r in done}
     with tempfile.TemporaryDirectory(prefix="mdupload-archive-") as scratch:
         checked = checked_pages(Path(scratch) / "pages", fix_cache)
@@ -256,7 +246,7 @@ def _archive_one(manifest: Manifest, spec: ChapterSpec, ledger: Ledger, *, lanra
         finally:
             cbz.unlink(missing_ok=True)
         ledger.set_archive_id(key, result.id)
-        outcome.status = "archived" if result.status == "uploaded" else "already-there"
+        outcome.status = "archived" if result.status == Status.UPLOADED else "already-there"
         outcome.archive_id, outcome.filename, outcome.category_added = result.id, result.filename, result.category_added
     except (AuthError, UsageError):
         raise  # every chapter would fail the same way
@@ -270,7 +260,7 @@ def _comic_info(spec: ChapterSpec, manifest: Manifest, mangadex: MangaDexClient,
     return ComicInfo(series=series or manifest.manga, number=spec.chapter, language=spec.language,
                      volume=spec.volume, title=spec.title,
                      translators=tuple(groups.get(group, group) for group in spec.groups),
-                     web=chapter_web_url(mangadex.transport.api_url, chapter_id))
+                     web=chapter_url(mangadex.transport.api_url, chapter_id))
 
 
 def _names_on_mangadex(mangadex: MangaDexClient, chapter_id: str, language: str) -> tuple[str | None, dict[str, str]]:

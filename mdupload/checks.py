@@ -16,10 +16,12 @@ from pathlib import Path
 
 from . import limits
 from .errors import PageError
-from .fixes import FixedPage, apply_fixes
-from .images import PageReport, Problem, check_page, megabytes
+from .fixes.apply import FixedPage, apply_fixes
+from .images import check_page
 from .manifest import ChapterSpec
 from .pages import NoPagesError, Page, collect_pages, display_path
+from .problems import PageReport, Problem
+from .vocabulary import format_bytes
 
 PARALLEL_FROM_PAGES = 17  # fewer pages are checked in this process: starting workers would cost more
 MAX_WORKERS = 8
@@ -194,9 +196,9 @@ def _chapter_problems(pages: list[PageReport]) -> list[Problem]:
                 break
         problems.append(Problem(
             "chapter-too-large", "error",
-            f"the pages add up to {megabytes(total)}: MangaDex takes at most "
-            f"{megabytes(limits.BYTES_PER_SESSION)} per chapter",
+            f"the pages add up to {format_bytes(total)}: MangaDex takes at most "
+            f"{format_bytes(limits.BYTES_PER_SESSION)} per chapter",
             f"split the chapter in {math.ceil(total / limits.BYTES_PER_SESSION)} or more: pages {first_over + 1}–"
-            f"{count} (from {pages[first_over].page.origin}) exceed {megabytes(limits.BYTES_PER_SESSION)}; "
+            f"{count} (from {pages[first_over].page.origin}) exceed {format_bytes(limits.BYTES_PER_SESSION)}; "
             "or export the pages smaller"))
     return problems

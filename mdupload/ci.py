@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable, Mapping
-from urllib.parse import urlsplit
 
 from .errors import ManifestError, MdUploadError, PageError
 from .pages import display_path
+from .vocabulary import Status, chapter_url
 
 
 class GitHubActions:
@@ -62,7 +62,7 @@ class GitHubActions:
         """A failed upload on the chapter's manifest line."""
         lines = {manifest.chapter_key(spec): spec.line for spec in manifest.chapters}
         for result in results:
-            if result.status != "failed":
+            if result.status != Status.FAILED:
                 continue
             pages = "".join(f"\n{origin}: {why}" for origin, why in result.failed_pages.items())
             self.annotate("error", f"{result.plan.label}: {result.error}{pages}", file=_repo_path(manifest.path),
@@ -129,11 +129,7 @@ def chapter_link(api_url: str | None, chapter_id: str | None) -> str:
     """Where people read the chapter: mangadex.org or mangadex.dev, else the API's own chapter URL."""
     if not chapter_id:
         return ""
-    host = urlsplit(api_url or "https://api.mangadex.org").hostname or ""
-    for site in ("mangadex.org", "mangadex.dev"):
-        if host == site or host.endswith("." + site):
-            return f"[{chapter_id}](https://{site}/chapter/{chapter_id})"
-    return f"[{chapter_id}]({(api_url or '').rstrip('/')}/chapter/{chapter_id})"
+    return f"[{chapter_id}]({chapter_url(api_url, chapter_id)})"
 
 
 def check_rows(reports: Iterable) -> list[dict]:

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from .errors import LedgerError
+from .vocabulary import LOOKING_AROUND
 
 SCHEMA_VERSION = 3
 
@@ -58,8 +59,6 @@ _MIGRATIONS = {
 }
 
 
-# States a run records while it only looks at what is there; they hide nothing of what the run before did.
-LOOKING_AROUND = ("CHECKED", "FINDING_SESSION")
 
 def chapter_key_text(key: tuple) -> str:
     """A chapter key (manga, language, sorted groups, volume, chapter) as one stable string."""

@@ -44,6 +44,7 @@ from .limits import (
     MAX_GROUPS,
     TITLE_MAX_LENGTH,
 )
+from .vocabulary import ChapterKey, chapter_label
 
 MAX_BYTES = 256 * 1024  # 1,000 chapters take about 100 KB
 MAX_DEPTH = 20  # the format nests 4 levels deep
@@ -80,10 +81,7 @@ class ChapterSpec:
     @property
     def label(self) -> str:
         """"chapter 1.5 (pt-br)", "vol 2 chapter 3 (en)", "oneshot (en)"."""
-        name = "oneshot" if self.chapter is None else f"chapter {self.chapter}"
-        if self.volume is not None:
-            name = f"vol {self.volume} {name}"
-        return f"{name} ({self.language})"
+        return chapter_label(self.chapter, self.volume, self.language)
 
 
 @dataclass(frozen=True)
@@ -118,9 +116,9 @@ class Manifest:
                              hint=f"Its chapters are: {', '.join(known)}.")
         return [spec for spec in self.chapters if _number_name(spec) in numbers]
 
-    def chapter_key(self, spec: ChapterSpec) -> tuple:
+    def chapter_key(self, spec: ChapterSpec) -> ChapterKey:
         """What identifies a chapter on MangaDex: (manga, language, sorted groups, volume, chapter)."""
-        return (self.manga, spec.language, tuple(sorted(spec.groups)), spec.volume, spec.chapter)
+        return ChapterKey(self.manga, spec.language, tuple(sorted(spec.groups)), spec.volume, spec.chapter)
 
 
 def _number_name(spec: ChapterSpec) -> str:

@@ -28,12 +28,13 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from .accounts import AccountStore, StoredAccount
-from .athome import ChapterCheck, PullEvents
-from .images import megabytes
+from .accounts.store import AccountStore, StoredAccount
 from .publish import Publication
+from .pull import PullEvents
 from .status import ChapterStatus
 from .upload import ChapterPlan, ChapterResult, UploadEvents
+from .verify import ChapterCheck
+from .vocabulary import State, Status, format_bytes
 
 JSON_VERSION = 1
 
@@ -106,7 +107,7 @@ class Reporter(UploadEvents):
                                                pages=f"{0}/{len(plan.pages)} pages")
             self._chapters[plan.key] = _Shown(plan, task, self._clock())
         if not self.fancy:
-            self.info(f"{plan.label}: {len(plan.pages)} pages, {_megabytes(plan.total_bytes)}")
+            self.info(f"{plan.label}: {len(plan.pages)} pages, {format_bytes(plan.total_bytes)}")
 
     def finish_chapter(self, result: ChapterResult) -> None:
         plan = result.plan
@@ -117,7 +118,7 @@ class Reporter(UploadEvents):
                 if not any(c.task is not None for c in self._chapters.values()):
                     self._progress.stop()
                     self._progress = None
-        if result.status == "failed":
+        if result.status == Status.FAILED:
             self.error(f"{plan.label}: failed: {result.error}")
             for origin, why in result.failed_pages.items():
                 self.error(f"  {origin}: {why}")
@@ -126,7 +127,7 @@ class Reporter(UploadEvents):
         took = ""
         if shown is not None and shown.sent:
             seconds = max(self._clock() - shown.started, 1e-9)
-            took = f", {_megabytes(shown.sent)} sent in {seconds:.1f} s ({_megabytes(shown.sent / seconds)}/s)"
+            took = f", {format_bytes(shown.sent)} sent in {seconds:.1f} s ({format_bytes(shown.sent / seconds)}/s)"
         self.info(f"{plan.label}: {result.status}{where} ({len(plan.pages)} pages{took})")
 
     def state(self, plan: ChapterPlan, state: str, detail: str | None) -> None:
@@ -164,24 +165,19 @@ class Reporter(UploadEvents):
             if tenths <= shown.said_tenths:
                 return
             shown.said_tenths = tenths
-            line = f"{plan.label}: {shown.pages}/{len(plan.pages)} pages, {_megabytes(shown.sent)} of " \
-                   f"{_megabytes(plan.total_bytes)}"
+            line = f"{plan.label}: {shown.pages}/{len(plan.pages)} pages, {format_bytes(shown.sent)} of " \
+                   f"{format_bytes(plan.total_bytes)}"
             elapsed = self._clock() - shown.first_byte if shown.first_byte is not None else 0.0
             if elapsed > 0 and shown.sent:
                 speed = shown.sent / elapsed
                 left = max(0, plan.total_bytes - shown.sent) / speed
-                line += f", {_megabytes(speed)}/s" + (f", about {_duration(left)} left" if left >= 1 else "")
+                line += f", {format_bytes(speed)}/s" + (f", about {_duration(left)} left" if left >= 1 else "")
         self.info(line)
 
 
 def _duration(seconds: float) -> str:
     seconds = round(seconds)
     return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
-
-
-def _megabytes(n: float) -> str:
-    """Sizes as people read them: "151.0 MB", and "41 KB" below a megabyte."""
-    return f"{n / 1_000_000:.1f} MB" if n >= 1_000_000 else f"{n / 1000:.0f} KB"
 
 
 def print_json(document: dict[str, Any]) -> None:
@@ -217,7 +213,7 @@ def show_report(reporter: Reporter, report) -> None:
             reporter.info(f"  fixed {fixed.source.origin}: {'; '.join(fixed.done)} -> {made}")
     spec = report.spec
     verdict = "ok" if report.ok else "cannot be uploaded as it is"
-    reporter.info(f"{spec.label}: {len(report.pages)} pages, {megabytes(report.total_bytes)}, "
+    reporter.info(f"{spec.label}: {len(report.pages)} pages, {format_bytes(report.total_bytes)}, "
                   f"largest side {report.largest_side or 0} px: {verdict}")
     for warning in report.warnings:
         reporter.warn(f"  {warning}")
@@ -256,7 +252,7 @@ def show_publication(reporter: Reporter, publication: Publication) -> None:
     if publication.dry_run:
         for plan in outcome.plans:
             reporter.info(f"would upload {plan.label} to manga {plan.manga} with groups {list(plan.groups) or 'none'}: "
-                          f"{len(plan.pages)} pages, {megabytes(plan.total_bytes)}, chapterDraft {plan.draft}")
+                          f"{len(plan.pages)} pages, {format_bytes(plan.total_bytes)}, chapterDraft {plan.draft}")
             for page in plan.pages:
                 reporter.info(f"  {page.upload_name} ({page.mime}, {page.size} bytes) from {page.origin}")
         return
@@ -281,13 +277,13 @@ def publication_json(publication: Publication) -> dict[str, Any]:
 
 def _unchecked_json(report) -> dict:
     document = report.to_json()
-    document["status"] = "failed" if not report.ok else "not uploaded"
+    document["status"] = Status.FAILED if not report.ok else Status.NOT_UPLOADED
     return document
 
 
 def _dry_run_json(plan: ChapterPlan) -> dict:
     return {"chapter": plan.draft["chapter"], "volume": plan.draft["volume"], "language": plan.language,
-            "status": "dry-run", "chapter_draft": plan.draft,
+            "status": Status.DRY_RUN, "chapter_draft": plan.draft,
             "pages": [{"name": p.upload_name, "mime": p.mime, "size": p.size, "sha256": p.sha256} for p in plan.pages]}
 
 
@@ -299,7 +295,7 @@ def status_line(label: str, status: ChapterStatus) -> str:
     kept = (f"{status.pages_uploaded}/{status.pages} pages uploaded, session {status.session_id}"
             if status.session_id else f"{status.pages} pages")
     if status.state == "committed":
-        how = "uploaded" if status.last_state == "COMMITTED" else "recorded"
+        how = "uploaded" if status.last_state == State.COMMITTED else "recorded"
         line += f" as chapter {status.chapter_id} ({how} {status.committed_at})"
         if status.archive_id:
             line += f"; archived in LANraragi as {status.archive_id}"
@@ -376,7 +372,7 @@ class PullProgress(PullEvents):
             self.bytes += size
             done, total = self.done, self.total
             if self._progress is not None:
-                self._progress.update(self._task, completed=done, megabytes=f"{self.bytes / 1_000_000:.1f} MB")
+                self._progress.update(self._task, completed=done, megabytes=format_bytes(self.bytes))
                 return
         step = max(1, total // 10)
         if done % step == 0 or done == total:

@@ -44,8 +44,11 @@ from .upload import (
     ChapterResult,
     ChapterUpload,
     PlannedPage,
+    UploadClient,
+    UploadEvents,
     UploadOptions,
 )
+from .vocabulary import PUBLISHED_STATES, Status
 
 
 def require_terms(manifest: Manifest, accept_terms: bool) -> None:
@@ -115,7 +118,7 @@ class UploadOutcome:
 
     @property
     def ok(self) -> bool:
-        return self.checks_passed and all(r.status != "failed" for r in self.results)
+        return self.checks_passed and all(r.status != Status.FAILED for r in self.results)
 
 
 def upload_manifest(manifest: Manifest, specs: list[ChapterSpec], workdir: Path, *,
@@ -140,16 +143,17 @@ def upload_manifest(manifest: Manifest, specs: list[ChapterSpec], workdir: Path,
         outcome.plans = [build_plan(manifest, r) for r in outcome.reports]
         return outcome
     checker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mdupload-deep-check")
-    client = None
+    lookahead = None
     try:
         if deep:  # one thread, in manifest order: each chapter's decoding is done before the next begins
             prepared = [checker.submit(_deep_check, spec, workdir / f"deep-{index:03d}", fix, fix_cache)
                         for index, spec in enumerate(specs)]
         else:
             prepared = [_done(report) for report in outcome.reports]
-        client = _Lookahead(connect())
+        client = connect()
+        lookahead = LookAhead(client)
         if deep:  # signing in and the first chapter's lookups overlap its decoding
-            client.ask_ahead(manifest, specs[0])
+            lookahead.ask_ahead(manifest, specs[0])
         for index, spec in enumerate(specs):
             stop = _failed_check(specs, prepared, index)
             if stop is None and not prepared[index].done():
@@ -157,17 +161,17 @@ def upload_manifest(manifest: Manifest, specs: list[ChapterSpec], workdir: Path,
                 wait([prepared[index]])
                 stop = _failed_check(specs, prepared, index)
             if stop is not None:
-                published = sum(1 for done in outcome.results if done.status != "failed")
+                published = sum(1 for done in outcome.results if done.status != Status.FAILED)
                 for result in _not_uploaded(manifest, outcome.reports, specs, prepared, index, stop, published):
                     reporter.finish_chapter(result)
                     outcome.results.append(result)
                 break
             plan = build_plan(manifest, prepared[index].result())
             outcome.plans.append(plan)
-            ask_ahead = partial(client.ask_ahead, manifest, specs[index + 1]) if index + 1 < len(specs) else None
-            events = _Events(reporter, ask_ahead)
+            ask_ahead = partial(lookahead.ask_ahead, manifest, specs[index + 1]) if index + 1 < len(specs) else None
             reporter.start_chapter(plan)
-            upload = ChapterUpload(client, ledger, plan, options, events)
+            upload = ChapterUpload(client, ledger, plan, options, _FirstBatchSignal(reporter, ask_ahead),
+                                   lookups=lookahead)
             try:
                 result = upload.run()
             except AuthError as exc:  # every later chapter would fail the same way
@@ -176,15 +180,15 @@ def upload_manifest(manifest: Manifest, specs: list[ChapterSpec], workdir: Path,
             outcome.results.append(result)
             if outcome.signed_out is not None:
                 for later in range(index + 1, len(specs)):
-                    result = ChapterResult(build_plan(manifest, outcome.reports[later]), "failed",
+                    result = ChapterResult(build_plan(manifest, outcome.reports[later]), Status.FAILED,
                                            error="not uploaded: the run stopped because signing in failed")
                     reporter.finish_chapter(result)
                     outcome.results.append(result)
                 break
     finally:
         checker.shutdown(wait=True, cancel_futures=True)
-        if client is not None:
-            client.close()
+        if lookahead is not None:
+            lookahead.close()
     in_manifest_order = {manifest.chapter_key(spec): n for n, spec in enumerate(manifest.chapters)}
     outcome.reports.sort(key=lambda report: in_manifest_order[manifest.chapter_key(report.spec)])
     outcome.results.sort(key=lambda result: in_manifest_order[result.plan.key])
@@ -235,7 +239,7 @@ def _interrupted_first(manifest: Manifest, specs: list[ChapterSpec], ledger: Led
     open session, and any other chapter would find it in its way. The result lists keep manifest order."""
     def interrupted(spec: ChapterSpec) -> bool:
         record = ledger.chapter(manifest.chapter_key(spec))
-        return record is not None and record.session_id is not None and record.state not in ("COMMITTED", "SKIPPED")
+        return record is not None and record.session_id is not None and record.state not in PUBLISHED_STATES
 
     return sorted(specs, key=lambda spec: not interrupted(spec))
 
@@ -273,13 +277,13 @@ def _not_uploaded(manifest: Manifest, reports: list[ChapterReport], specs: list[
             report = prepared[index].result()
         plan = build_plan(manifest, report)
         if index != failed:
-            result = ChapterResult(plan, "failed", error=f"not uploaded: the run stopped because {label} failed its "
+            result = ChapterResult(plan, Status.FAILED, error=f"not uploaded: the run stopped because {label} failed its "
                                                          "--deep check; fix it, then run again")
         elif exception is not None:
-            result = ChapterResult(plan, "failed", error=f"its --deep check could not run ({exception}), so it "
+            result = ChapterResult(plan, Status.FAILED, error=f"its --deep check could not run ({exception}), so it "
                                                          "was not uploaded and the run stopped")
         else:
-            result = ChapterResult(plan, "failed", error=_deep_failure(report, published=published,
+            result = ChapterResult(plan, Status.FAILED, error=_deep_failure(report, published=published,
                                                                        later=len(specs) - 1 - failed),
                                    failed_pages=_problems_by_page(report))
         results.append(result)
@@ -310,17 +314,23 @@ def _problems_by_page(report: ChapterReport) -> dict[str, str]:
     return problems
 
 
-class _Events:
-    """The reporter, and a signal when a chapter's first batch is answered: the upload is in full swing,
-    and asking about the next chapter then takes nothing from it (its first requests are done)."""
+class _FirstBatchSignal(UploadEvents):
+    """The reporter's events, and a signal when a chapter's first batch is answered: the upload is in full
+    swing, and asking about the next chapter then takes nothing from it (its first requests are done)."""
 
-    def __init__(self, reporter, on_first_batch: Callable[[], None] | None):
+    def __init__(self, reporter: UploadEvents, on_first_batch: Callable[[], None] | None):
         self._reporter = reporter
         self._on_first_batch: Callable[[], None] | None = on_first_batch
         self._lock = threading.Lock()
 
-    def __getattr__(self, name):
-        return getattr(self._reporter, name)
+    def state(self, plan: ChapterPlan, state: str, detail: str | None) -> None:
+        self._reporter.state(plan, state, detail)
+
+    def notice(self, plan: ChapterPlan, text: str) -> None:
+        self._reporter.notice(plan, text)
+
+    def bytes_sent(self, plan: ChapterPlan, count: int) -> None:
+        self._reporter.bytes_sent(plan, count)
 
     def pages_done(self, plan: ChapterPlan, count: int) -> None:
         self._reporter.pages_done(plan, count)
@@ -330,25 +340,22 @@ class _Events:
             signal()
 
 
-class _Lookahead:
-    """The client, with the first questions about the next chapter asked while the current one uploads.
+class LookAhead:
+    """The first questions about the next chapter, asked while the current one uploads (upload.ChapterLookups).
 
     `find_chapters` (is it on MangaDex already?) and `check_approval_required` answer from what was
-    asked ahead, once, when the answer is younger than FRESH_S; anything else, and any question asked
-    ahead that failed, goes to MangaDex at the moment the state machine asks it.
+    asked ahead, once, when the answer is younger than FRESH_S; any other question, and any question
+    asked ahead that failed, goes to MangaDex at the moment the state machine asks it.
     """
 
     FRESH_S = 120.0
 
-    def __init__(self, client: MangaDexClient, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, client: UploadClient, clock: Callable[[], float] = time.monotonic):
         self._client = client
         self._clock = clock
         self._lock = threading.Lock()
         self._answers: dict[tuple, tuple[float, Future]] = {}
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mdupload-ask-ahead")
-
-    def __getattr__(self, name):
-        return getattr(self._client, name)
 
     def ask_ahead(self, manifest: Manifest, spec: ChapterSpec) -> None:
         questions = {

@@ -4,7 +4,7 @@ In the spirit of twine's settings.py (each option falls back to its variable, th
 and httpie's context.Environment (what a run gets from outside, injected as one object that tests
 replace whole):
 
-- `Environment` is the outside: the variables, the standard streams. Only the command layer
+- `Environment` is the outside: the variables. Only the command layer
   (mdupload/commands/, mdupload/cli.py) builds it from the process; no module below it reads
   os.environ.
 - `SETTINGS` is the table of every setting: its name, its variable, its default and what it
@@ -20,11 +20,9 @@ mangadex/auth.py's Credentials.from_env from `Settings.environ`; they have no de
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
 
 import platformdirs
 
@@ -96,21 +94,15 @@ def settings_table() -> str:
 
 @dataclass(frozen=True)
 class Environment:
-    """What a run gets from outside: the variables and the standard streams (tests build their own)."""
+    """What a run gets from outside: its variables (tests build their own). The standard streams are not
+    part of it yet: output.py writes to sys.stderr and sys.stdout, which click's test runner replaces."""
 
     environ: Mapping[str, str] = field(default_factory=dict)
-    stdin: TextIO | None = None
-    stdout: TextIO | None = None
-    stderr: TextIO | None = None
 
     @classmethod
     def current(cls) -> Environment:
         """The process's own: called by the command layer only."""
-        return cls(dict(os.environ), sys.stdin, sys.stdout, sys.stderr)
-
-    def get(self, setting: Setting) -> str | None:
-        """The setting's variable, stripped; None when unset or blank."""
-        return self.environ.get(setting.variable, "").strip() or None
+        return cls(dict(os.environ))
 
 
 @dataclass(frozen=True)
@@ -119,7 +111,7 @@ class Settings:
 
     The options as given (None: not given), and what is resolved from them, the variables and the
     defaults. The MangaDex hosts and credentials, the LANraragi server and key and the report URL
-    are resolved where they are checked (mangadex/client.py's resolve_hosts, accounts.py's resolve,
+    are resolved where they are checked (mangadex/client.py's resolve_hosts, accounts/resolve.py's resolve,
     archive.py's resolve_target, athome.py), from `environ`: this object's variables, never the
     process's.
     """
@@ -128,11 +120,9 @@ class Settings:
     api_url: str | None = None
     auth_url: str | None = None
     dev: bool = False
-    account: str | None = None
     ledger: Path = Path("ledger.sqlite3")
     cache_dir: Path = Path(".")
     accept_terms: bool = False
-    lanraragi_url: str | None = None
 
     @property
     def environ(self) -> Mapping[str, str]:
@@ -145,18 +135,16 @@ class Settings:
 
     @classmethod
     def build(cls, environment: Environment | None = None, *, api_url: str | None = None,
-              auth_url: str | None = None, dev: bool = False, account: str | None = None,
-              ledger: Path | None = None, accept_terms: bool = False,
-              lanraragi_url: str | None = None) -> Settings:
+              auth_url: str | None = None, dev: bool = False, ledger: Path | None = None,
+              accept_terms: bool = False) -> Settings:
         """Each setting from its option, else its variable, else its default."""
         env = environment if environment is not None else Environment()
         return cls(
-            environment=env, api_url=api_url, auth_url=auth_url, dev=dev, account=account,
+            environment=env, api_url=api_url, auth_url=auth_url, dev=dev,
             ledger=ledger or _path(env.environ.get(LEDGER.variable))
             or Path(platformdirs.user_state_dir(APP_NAME)) / "ledger.sqlite3",
             cache_dir=_path(env.environ.get(CACHE_DIR.variable)) or Path(platformdirs.user_cache_dir(APP_NAME)),
-            accept_terms=accept_terms or env.environ.get(ACCEPT_TERMS.variable, "") in ON_VALUES,
-            lanraragi_url=lanraragi_url)
+            accept_terms=accept_terms or env.environ.get(ACCEPT_TERMS.variable, "") in ON_VALUES)
 
 
 def config_dir(environ: Mapping[str, str]) -> Path:

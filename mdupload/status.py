@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 
 from .ledger import ChapterRecord, Ledger
 from .manifest import ChapterSpec, Manifest
+from .vocabulary import LOOKING_AROUND, PUBLISHED_STATES, State
 
 
 @dataclass
@@ -59,10 +60,10 @@ def chapter_statuses(manifest: Manifest, specs: list[ChapterSpec], ledger: Ledge
 
 
 def _state_of(record: ChapterRecord, last: str) -> str:
-    if last in ("COMMITTED", "SKIPPED"):
+    if last in PUBLISHED_STATES:
         return "committed" if record.chapter_id else "not started"
-    if last == "FAILED":
+    if last == State.FAILED:
         return "failed"
-    if last in ("CHECKED", "FINDING_SESSION"):
+    if last in LOOKING_AROUND:
         return "not started"
     return "in progress"

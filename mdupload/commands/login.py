@@ -1,4 +1,4 @@
-"""`mdupload login`: sign in once and keep what signing in again needs, never the password (accounts.py).
+"""`mdupload login`: sign in once and keep what signing in again needs, never the password (accounts/store.py).
 
 The username, password, client id and secret come from the option, else MDUPLOAD_USERNAME,
 MDUPLOAD_PASSWORD, MDUPLOAD_CLIENT_ID and MDUPLOAD_CLIENT_SECRET, else a prompt (in a terminal only,
@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 import click
 
-from ..accounts import AccountStore
+from ..accounts.store import AccountStore
 from ..errors import AuthError
 from ..mangadex.auth import ENV_VARS, Credentials
 from ..mangadex.client import MangaDexClient, resolve_hosts

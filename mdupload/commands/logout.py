@@ -1,10 +1,10 @@
-"""`mdupload logout`: remove a stored account, its client id, client secret and refresh token (accounts.py)."""
+"""`mdupload logout`: remove a stored account, its client id, client secret and refresh token (accounts/store.py)."""
 
 from __future__ import annotations
 
 import click
 
-from ..accounts import ACCOUNT_ENV, AccountStore
+from ..accounts.store import ACCOUNT_ENV, AccountStore
 from ..errors import AuthError, UsageError
 from ..mangadex.auth import Credentials
 from ..mangadex.client import resolve_hosts

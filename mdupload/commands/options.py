@@ -6,12 +6,12 @@ from pathlib import Path
 
 import click
 
-from ..accounts import client_for
+from ..accounts.resolve import client_for
 from ..ci import GitHubActions
 from ..ledger import Ledger
 from ..mangadex.client import Hosts, MangaDexClient, resolve_hosts
 from ..settings import Environment, Settings
-from ..upload import DEFAULT_CONCURRENCY
+from ..upload import DEFAULT_CONCURRENCY, STALE_AFTER_MIN
 
 
 def json_flag(f):
@@ -52,7 +52,7 @@ def ledger_option(f):
 
 accept_terms_option = click.option("--accept-terms", is_flag=True,
                                    help="Accept MangaDex's upload terms (or MDUPLOAD_ACCEPT_TERMS=1).")
-stale_after_option = click.option("--stale-after", type=click.FloatRange(min=0), default=10, show_default=True,
+stale_after_option = click.option("--stale-after", type=click.FloatRange(min=0), default=STALE_AFTER_MIN, show_default=True,
                                   metavar="MIN", help="An open session untouched this many minutes is abandoned.")
 concurrency_option = click.option(
     "--concurrency", type=click.IntRange(1, 8), default=None, metavar="N",
@@ -69,9 +69,8 @@ def settings_for(**options) -> Settings:
 
 def signed_in_client(settings: Settings) -> MangaDexClient:
     """A signed-in client: MDUPLOAD_* credentials when set, else the account `mdupload login` stored for this
-    API (MDUPLOAD_ACCOUNT picks one when several are stored); see accounts.py."""
-    return client_for(settings.api_url, settings.auth_url, settings.dev, account=settings.account,
-                      environ=settings.environ)
+    API (MDUPLOAD_ACCOUNT picks one when several are stored); see accounts/resolve.py."""
+    return client_for(settings.api_url, settings.auth_url, settings.dev, environ=settings.environ)
 
 
 def hosts_of(settings: Settings) -> Hosts:

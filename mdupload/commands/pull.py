@@ -9,6 +9,7 @@ import click
 
 from ..athome import AtHomeReader, check_chapter_id
 from ..output import PullProgress, Reporter, print_json
+from ..pull import pull_chapter
 from .options import api_options, json_flag, quiet_option, reading_client, settings_for
 
 _CHAPTER_URL = re.compile(r"/chapter/([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})")
@@ -34,7 +35,7 @@ def pull(chapter_id, dest, data_saver, quiet, api_url, dev, as_json):
     reader = AtHomeReader(reading_client(settings), environ=settings.environ)
     progress = PullProgress(reporter)
     try:
-        result = reader.download(chapter_id, dest, data_saver=data_saver, events=progress)
+        result = pull_chapter(reader, chapter_id, dest, data_saver=data_saver, events=progress)
     finally:
         progress.close()
     reporter.info(f"chapter {chapter_id}: {len(result.files)} pages in {dest} ({result.downloaded} downloaded, "

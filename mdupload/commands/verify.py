@@ -13,10 +13,11 @@ from pathlib import Path
 
 import click
 
-from ..athome import AtHomeReader, local_pages_from_disk, verify_chapters
+from ..athome import AtHomeReader
 from ..errors import EXIT_FAILED, EXIT_OK
 from ..manifest import load_manifest
 from ..output import Reporter, WaitNotice, print_json, show_check
+from ..verify import local_pages_from_disk, verify_chapters
 from .options import (
     api_options,
     chapter_option,

@@ -13,7 +13,7 @@ from ..errors import AuthError
 from ..output import Reporter, publication_json, show_publication
 from ..publish import publish_manifest
 from ..upload import DEFAULT_CONCURRENCY, UploadOptions
-from ..watch import run_watch
+from ..watch import SETTLE_S, run_watch
 from .options import (
     accept_terms_option,
     concurrency_option,
@@ -32,7 +32,7 @@ from .options import (
 @click.argument("inbox", type=click.Path(path_type=Path))
 @click.option("--series", "series_paths", multiple=True, required=True, type=click.Path(path_type=Path),
               metavar="SERIES.yaml", help="A series file, or a folder of them (repeatable).")
-@click.option("--settle", type=click.FloatRange(min=0), default=30, show_default=True, metavar="SECONDS",
+@click.option("--settle", type=click.FloatRange(min=0), default=SETTLE_S, show_default=True, metavar="SECONDS",
               help="An item is taken once its sizes and times have not changed for this long.")
 @click.option("--once", is_flag=True, help="Process what is in the inbox now, then exit (for cron and timers).")
 @accept_terms_option

@@ -1,10 +1,11 @@
-"""`mdupload whoami`: which account commands use here, and where its credentials come from (accounts.py)."""
+"""`mdupload whoami`: which account commands use here, and where its credentials come from (accounts/store.py, accounts/resolve.py)."""
 
 from __future__ import annotations
 
 import click
 
-from ..accounts import ACCOUNT_ENV, AccountStore, client_for, resolve
+from ..accounts.resolve import client_for, resolve
+from ..accounts.store import ACCOUNT_ENV, AccountStore
 from ..errors import AuthError
 from ..mangadex.auth import Credentials
 from ..output import account_json, account_time, print_json

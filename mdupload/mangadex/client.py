@@ -36,11 +36,6 @@ from .errors import ApiError, ApiErrorDetail, OutcomeUnknown
 from .http import DEFAULT_TIMEOUT, Transport, parse_errors
 from .ratelimit import RateLimiter
 
-CONTENT_RATINGS = ("safe", "suggestive", "erotica", "pornographic")
-PAGE_SIZE = 100  # GET /chapter's largest limit
-MAX_LISTED = 10_000  # MangaDex refuses offset + limit beyond this
-
-
 # --- hosts -----------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -277,7 +272,7 @@ class MangaDexClient:
         base = [("manga", manga), ("translatedLanguage[]", language), ("includeUnavailable", "1")]
         if chapter is not None:
             base.append(("chapter", chapter))
-        base += [("groups[]", g) for g in groups] + [("contentRating[]", r) for r in CONTENT_RATINGS]
+        base += [("groups[]", g) for g in groups] + [("contentRating[]", r) for r in limits.CONTENT_RATINGS]
         found: dict[str, Chapter] = {}
         for extra in ([], [("includeFuturePublishAt", "1")]):
             for item in self._list_chapters(base + extra):
@@ -287,8 +282,8 @@ class MangaDexClient:
 
     def _list_chapters(self, params: list[tuple[str, str]]) -> Iterator[Chapter]:
         offset = 0
-        while offset + PAGE_SIZE <= MAX_LISTED:
-            page = [("limit", str(PAGE_SIZE)), ("offset", str(offset))]
+        while offset + limits.LIST_PAGE_SIZE <= limits.LIST_WINDOW:
+            page = [("limit", str(limits.LIST_PAGE_SIZE)), ("offset", str(offset))]
             answer = self.transport.api("GET", "/chapter", params=params + page)
             data, total = _parse("GET /chapter", False,
                                  lambda d: ([_chapter(c) for c in d["data"]], int(d.get("total") or 0)), answer.data)
