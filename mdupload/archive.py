@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import os
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
+from .checks import checked_report
 from .errors import AuthError, ManifestError, MdUploadError, UsageError
 from .lanraragi import (
     CATEGORY_ID,
@@ -40,11 +40,12 @@ from .ledger import Ledger
 from .mangadex.client import MangaDexClient
 from .mangadex.errors import ApiError
 from .manifest import ChapterSpec, Manifest
+from .settings import LANRARAGI_URL
+from .vocabulary import PUBLISHED_STATES, Status, chapter_url
 
 log = logging.getLogger("mdupload.archive")
 
-URL_ENV = "MDUPLOAD_LANRARAGI_URL"
-PUBLISHED_STATES = ("COMMITTED", "SKIPPED")  # with a chapter id: the chapter is on MangaDex
+URL_ENV = LANRARAGI_URL.variable
 
 
 @dataclass(frozen=True)
@@ -101,8 +102,7 @@ Pages = Callable[[ChapterSpec], Sequence[Path]]
 # --- settings --------------------------------------------------------------------------------------
 
 
-def resolve_target(manifest: Manifest, to: str | None = None,
-                   environ: Mapping[str, str] = os.environ) -> ArchiveTarget:
+def resolve_target(manifest: Manifest, to: str | None = None, *, environ: Mapping[str, str]) -> ArchiveTarget:
     """The server (option, environment, manifest), the manifest's category and tags; checked."""
     section = manifest.lanraragi
     where = f"{manifest.path}:{section.line}" if section else None
@@ -143,16 +143,6 @@ def _private_host(host: str) -> bool:
     return address.is_private or address.is_loopback or address.is_link_local
 
 
-def chapter_web_url(api_url: str, chapter_id: str) -> str:
-    """The chapter's page for people: https://mangadex.org/chapter/<id> for api.mangadex.org (and the same
-    for .dev); for any other API (the sandbox), the API's own chapter URL."""
-    parts = urlsplit(api_url)
-    host = parts.hostname or ""
-    if host.startswith("api.") and host.count(".") >= 2:
-        return f"https://{host[len('api.'):]}/chapter/{chapter_id}"
-    return f"{api_url.rstrip('/')}/chapter/{chapter_id}"
-
-
 # --- archiving -------------------------------------------------------------------------------------
 
 
@@ -172,7 +162,8 @@ def archive_chapters(manifest: Manifest, specs: Sequence[ChapterSpec], ledger: L
 
 def archive_after_upload(manifest: Manifest, results: Sequence, ledger: Ledger, reporter, *, api_url: str,
                          to: str | None = None, target: ArchiveTarget | None = None,
-                         environ: Mapping[str, str] = os.environ, lanraragi: LanraragiClient | None = None,
+                         environ: Mapping[str, str], fix_cache: Path | None = None,
+                         lanraragi: LanraragiClient | None = None,
                          mangadex: MangaDexClient | None = None) -> ArchiveRun:
     """`upload --archive`: archive the chapters this upload published (or found already published).
 
@@ -184,14 +175,14 @@ def archive_after_upload(manifest: Manifest, results: Sequence, ledger: Ledger, 
     Raises UsageError/ManifestError when there is no server or the category is not a category id,
     before anything is sent; AuthError when the server refuses the key.
     """
-    target = target or resolve_target(manifest, to, environ)
+    target = target or resolve_target(manifest, to, environ=environ)
     lanraragi = lanraragi or LanraragiClient.from_env(target.url, environ=environ)
     mangadex = mangadex or MangaDexClient(api_url=api_url)
     by_key = {manifest.chapter_key(spec): spec for spec in manifest.chapters}
-    done = [r for r in results if r.status in ("uploaded", "skipped") and r.chapter_id and r.plan.key in by_key]
+    done = [r for r in results if r.status in (Status.UPLOADED, Status.SKIPPED) and r.chapter_id and r.plan.key in by_key]
     planned = {r.plan.key: [p.path for p in r.plan.pages] for r in done}
     with tempfile.TemporaryDirectory(prefix="mdupload-archive-") as scratch:
-        checked = checked_pages(Path(scratch) / "pages")
+        checked = checked_pages(Path(scratch) / "pages", fix_cache)
 
         def pages(spec: ChapterSpec) -> Sequence[Path]:
             paths = planned.get(manifest.chapter_key(spec))
@@ -203,27 +194,13 @@ def archive_after_upload(manifest: Manifest, results: Sequence, ledger: Ledger, 
                                 mangadex=mangadex, target=target, pages=pages, workdir=Path(scratch), reporter=reporter)
 
 
-def checked_report(spec: ChapterSpec, workdir: Path):
-    """The chapter's pages as `upload` sent them: collected and checked into `workdir`, and repaired as
-    --fix does when the checks find something to repair (a chapter with such pages can only have
-    been uploaded repaired)."""
-    from .checks import check_chapter, fix_chapter
-    from .publish import fix_cache_dir
-
-    workdir.mkdir(parents=True, exist_ok=True)
-    report = check_chapter(spec, workdir / "pages")
-    if not report.ok:
-        report = fix_chapter(report, workdir / "fixed", cache_dir=fix_cache_dir())
-    return report
-
-
-def checked_pages(workdir: Path) -> Pages:
+def checked_pages(workdir: Path, fix_cache: Path | None = None) -> Pages:
     """The chapter's page files as `upload` sends them (see checked_report); a chapter whose pages do
     not pass the checks cannot be archived."""
     counter = iter(range(1_000_000))
 
     def pages(spec: ChapterSpec) -> Sequence[Path]:
-        report = checked_report(spec, Path(workdir) / f"chapter-{next(counter):03d}")
+        report = checked_report(spec, Path(workdir) / f"chapter-{next(counter):03d}", fix_cache)
         if not report.ok:
             problems = [p.message for p in report.problems if p.severity != "warning"]
             problems += [f"{page.page.origin}: {p.message}" for page in report.pages for p in page.problems
@@ -269,7 +246,7 @@ def _archive_one(manifest: Manifest, spec: ChapterSpec, ledger: Ledger, *, lanra
         finally:
             cbz.unlink(missing_ok=True)
         ledger.set_archive_id(key, result.id)
-        outcome.status = "archived" if result.status == "uploaded" else "already-there"
+        outcome.status = "archived" if result.status == Status.UPLOADED else "already-there"
         outcome.archive_id, outcome.filename, outcome.category_added = result.id, result.filename, result.category_added
     except (AuthError, UsageError):
         raise  # every chapter would fail the same way
@@ -283,7 +260,7 @@ def _comic_info(spec: ChapterSpec, manifest: Manifest, mangadex: MangaDexClient,
     return ComicInfo(series=series or manifest.manga, number=spec.chapter, language=spec.language,
                      volume=spec.volume, title=spec.title,
                      translators=tuple(groups.get(group, group) for group in spec.groups),
-                     web=chapter_web_url(mangadex.transport.api_url, chapter_id))
+                     web=chapter_url(mangadex.transport.api_url, chapter_id))
 
 
 def _names_on_mangadex(mangadex: MangaDexClient, chapter_id: str, language: str) -> tuple[str | None, dict[str, str]]:

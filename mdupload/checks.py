@@ -17,10 +17,12 @@ from pathlib import Path
 
 from . import limits
 from .errors import PageError
-from .fixes import FixedPage, apply_fixes
-from .images import PageReport, Problem, check_page, megabytes
+from .fixes.apply import FixedPage, apply_fixes
+from .images import check_page
 from .manifest import ChapterSpec
 from .pages import NoPagesError, Page, collect_pages, display_path
+from .problems import PageReport, Problem
+from .vocabulary import format_bytes
 
 PARALLEL_FROM_PAGES = 17  # deep checks of fewer pages run in this process: starting workers would cost more
 MAX_WORKERS = 8
@@ -122,6 +124,17 @@ def fix_chapter(report: ChapterReport, workdir: Path, *, cache_dir: Path | None 
                          problems=_chapter_problems(pages), fixes=[f for f in fixed if f.done or f.problems])
 
 
+def checked_report(spec: ChapterSpec, workdir: Path, fix_cache: Path | None = None) -> ChapterReport:
+    """The chapter's pages as `upload` sent them, for read-back and archiving: collected and checked into
+    `workdir`, and repaired as --fix does when the checks find something to repair (a chapter with such
+    pages can only have been uploaded repaired)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    report = check_chapter(spec, workdir / "pages")
+    if not report.ok:
+        report = fix_chapter(report, workdir / "fixed", cache_dir=fix_cache)
+    return report
+
+
 class PageCheckers:
     """Where pages are checked. A quick check reads and hashes the file and parses its headers: threads of
     this process do it (reading and hashing let go of the GIL), since starting worker processes costs
@@ -198,9 +211,9 @@ def _chapter_problems(pages: list[PageReport]) -> list[Problem]:
                 break
         problems.append(Problem(
             "chapter-too-large", "error",
-            f"the pages add up to {megabytes(total)}: MangaDex takes at most "
-            f"{megabytes(limits.BYTES_PER_SESSION)} per chapter",
+            f"the pages add up to {format_bytes(total)}: MangaDex takes at most "
+            f"{format_bytes(limits.BYTES_PER_SESSION)} per chapter",
             f"split the chapter in {math.ceil(total / limits.BYTES_PER_SESSION)} or more: pages {first_over + 1}–"
-            f"{count} (from {pages[first_over].page.origin}) exceed {megabytes(limits.BYTES_PER_SESSION)}; "
+            f"{count} (from {pages[first_over].page.origin}) exceed {format_bytes(limits.BYTES_PER_SESSION)}; "
             "or export the pages smaller"))
     return problems

@@ -10,17 +10,96 @@ the plain log and the JSON document.
 
 from __future__ import annotations
 
-import os
 import sys
-from collections.abc import Iterable
-from urllib.parse import urlsplit
+from collections.abc import Iterable, Mapping
 
 from .errors import ManifestError, MdUploadError, PageError
 from .pages import display_path
+from .vocabulary import Status, chapter_url
 
 
-def in_github_actions() -> bool:
-    return os.environ.get("GITHUB_ACTIONS") == "true"
+class GitHubActions:
+    """Annotations and the step summary, when `environ` (settings.Environment's variables) says this is
+    GitHub Actions; outside it every method does nothing."""
+
+    def __init__(self, environ: Mapping[str, str]):
+        self.enabled = environ.get("GITHUB_ACTIONS") == "true"
+        self.summary_path = environ.get("GITHUB_STEP_SUMMARY") or None
+
+    def annotate(self, level: str, message: str, *, file: str | None = None, line: int | None = None,
+                 title: str | None = None) -> None:
+        """Print one workflow annotation (`error` or `warning`)."""
+        if not self.enabled:
+            return
+        properties = [f"{name}={_escape_property(str(value))}"
+                      for name, value in (("file", file), ("line", line), ("title", title)) if value is not None]
+        command = f"{level} {','.join(properties)}" if properties else level
+        print(f"::{command}::{_escape_data(message)}", file=sys.stderr, flush=True)
+
+    def annotate_error(self, error: MdUploadError) -> None:
+        """The error that stopped a command, pointing at the manifest line or the file it names."""
+        if isinstance(error, ManifestError):
+            self.annotate("error", str(error), file=_repo_path(error.path), line=error.line,
+                          title="mdupload: manifest")
+        elif isinstance(error, PageError):
+            self.annotate("error", str(error), file=_repo_path(error.path), title="mdupload: pages")
+        else:
+            self.annotate("error", str(error), title="mdupload")
+
+    def annotate_reports(self, reports: Iterable, manifest) -> None:
+        """Every problem the checks found: page problems on the page file, chapter problems on its manifest line."""
+        for report in reports:
+            spec = report.spec
+            for problem in report.problems:
+                self.annotate(_level(problem), _problem_text(spec.label, None, problem),
+                              file=_repo_path(manifest.path), line=spec.line, title=f"mdupload: {spec.label}")
+            for page in report.pages:
+                for problem in page.problems:
+                    self.annotate(_level(problem), _problem_text(spec.label, page.page.origin, problem),
+                                  file=page.page.origin.split("!")[0], title=f"mdupload: {spec.label}")
+
+    def annotate_results(self, results: Iterable, manifest) -> None:
+        """A failed upload on the chapter's manifest line."""
+        lines = {manifest.chapter_key(spec): spec.line for spec in manifest.chapters}
+        for result in results:
+            if result.status != Status.FAILED:
+                continue
+            pages = "".join(f"\n{origin}: {why}" for origin, why in result.failed_pages.items())
+            self.annotate("error", f"{result.plan.label}: {result.error}{pages}", file=_repo_path(manifest.path),
+                          line=lines.get(result.plan.key), title=f"mdupload: {result.plan.label} failed")
+
+    def annotate_publication(self, publication, manifest, api_url: str | None) -> None:
+        """Annotations and the step summary of `upload` (and of each `watch` item): a publish.Publication."""
+        outcome = publication.outcome
+        if not outcome.checks_passed:
+            self.annotate_reports(outcome.reports, manifest)
+            self.write_step_summary("mdupload upload: checks failed, nothing uploaded", check_rows(outcome.reports))
+            return
+        if publication.dry_run:
+            return
+        self.annotate_results(outcome.results, manifest)
+        self.write_step_summary("mdupload upload", [
+            {"label": r.plan.label, "status": r.status, "pages": len(r.plan.pages), "chapter_id": r.chapter_id,
+             "error": r.error} for r in outcome.results], api_url=api_url)
+        if outcome.signed_out is not None:
+            self.annotate_error(outcome.signed_out)
+
+    def write_step_summary(self, title: str, rows: list[dict], api_url: str | None = None) -> None:
+        """Append a Markdown table (chapter, status, pages, link) to $GITHUB_STEP_SUMMARY, if there is one."""
+        target = self.summary_path
+        if not self.enabled or not target:
+            return
+        lines = [f"### {title}", "", "| chapter | status | pages | MangaDex | note |",
+                 "| --- | --- | --- | --- | --- |"]
+        for row in rows:
+            note = (row.get("error") or "").replace("|", "\\|").replace("\n", " ")
+            lines.append(f"| {row['label']} | {row['status']} | {row['pages']} | "
+                         f"{chapter_link(api_url, row.get('chapter_id'))} | {note} |")
+        try:
+            with open(target, "a", encoding="utf-8") as summary:
+                summary.write("\n".join(lines) + "\n\n")
+        except OSError as exc:
+            print(f"warning: cannot append to $GITHUB_STEP_SUMMARY ({target}): {exc.strerror}", file=sys.stderr)
 
 
 def _escape_data(text: str) -> str:
@@ -29,51 +108,6 @@ def _escape_data(text: str) -> str:
 
 def _escape_property(text: str) -> str:
     return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
-
-
-def annotate(level: str, message: str, *, file: str | None = None, line: int | None = None,
-             title: str | None = None) -> None:
-    """Print one workflow annotation (`error` or `warning`) when running in GitHub Actions."""
-    if not in_github_actions():
-        return
-    properties = [f"{name}={_escape_property(str(value))}"
-                  for name, value in (("file", file), ("line", line), ("title", title)) if value is not None]
-    command = f"{level} {','.join(properties)}" if properties else level
-    print(f"::{command}::{_escape_data(message)}", file=sys.stderr, flush=True)
-
-
-def annotate_error(error: MdUploadError) -> None:
-    """The error that stopped a command, pointing at the manifest line or the file it names."""
-    if isinstance(error, ManifestError):
-        annotate("error", str(error), file=_repo_path(error.path), line=error.line, title="mdupload: manifest")
-    elif isinstance(error, PageError):
-        annotate("error", str(error), file=_repo_path(error.path), title="mdupload: pages")
-    else:
-        annotate("error", str(error), title="mdupload")
-
-
-def annotate_reports(reports: Iterable, manifest) -> None:
-    """Every problem the checks found: page problems on the page file, chapter problems on its manifest line."""
-    for report in reports:
-        spec = report.spec
-        for problem in report.problems:
-            annotate(_level(problem), _problem_text(spec.label, None, problem),
-                     file=_repo_path(manifest.path), line=spec.line, title=f"mdupload: {spec.label}")
-        for page in report.pages:
-            for problem in page.problems:
-                annotate(_level(problem), _problem_text(spec.label, page.page.origin, problem),
-                         file=page.page.origin.split("!")[0], title=f"mdupload: {spec.label}")
-
-
-def annotate_results(results: Iterable, manifest) -> None:
-    """A failed upload on the chapter's manifest line."""
-    lines = {manifest.chapter_key(spec): spec.line for spec in manifest.chapters}
-    for result in results:
-        if result.status != "failed":
-            continue
-        pages = "".join(f"\n{origin}: {why}" for origin, why in result.failed_pages.items())
-        annotate("error", f"{result.plan.label}: {result.error}{pages}", file=_repo_path(manifest.path),
-                 line=lines.get(result.plan.key), title=f"mdupload: {result.plan.label} failed")
 
 
 def _level(problem) -> str:
@@ -95,25 +129,15 @@ def chapter_link(api_url: str | None, chapter_id: str | None) -> str:
     """Where people read the chapter: mangadex.org or mangadex.dev, else the API's own chapter URL."""
     if not chapter_id:
         return ""
-    host = urlsplit(api_url or "https://api.mangadex.org").hostname or ""
-    for site in ("mangadex.org", "mangadex.dev"):
-        if host == site or host.endswith("." + site):
-            return f"[{chapter_id}](https://{site}/chapter/{chapter_id})"
-    return f"[{chapter_id}]({(api_url or '').rstrip('/')}/chapter/{chapter_id})"
+    return f"[{chapter_id}]({chapter_url(api_url, chapter_id)})"
 
 
-def write_step_summary(title: str, rows: list[dict], api_url: str | None = None) -> None:
-    """Append a Markdown table (chapter, status, pages, link) to $GITHUB_STEP_SUMMARY, if there is one."""
-    target = os.environ.get("GITHUB_STEP_SUMMARY")
-    if not in_github_actions() or not target:
-        return
-    lines = [f"### {title}", "", "| chapter | status | pages | MangaDex | note |", "| --- | --- | --- | --- | --- |"]
-    for row in rows:
-        note = (row.get("error") or "").replace("|", "\\|").replace("\n", " ")
-        lines.append(f"| {row['label']} | {row['status']} | {row['pages']} | "
-                     f"{chapter_link(api_url, row.get('chapter_id'))} | {note} |")
-    try:
-        with open(target, "a", encoding="utf-8") as summary:
-            summary.write("\n".join(lines) + "\n\n")
-    except OSError as exc:
-        print(f"warning: cannot append to $GITHUB_STEP_SUMMARY ({target}): {exc.strerror}", file=sys.stderr)
+def check_rows(reports: Iterable) -> list[dict]:
+    """The step summary's rows for checked chapters (validate, and an upload whose checks failed)."""
+    rows = []
+    for report in reports:
+        problems = [p for p in report.problems if p.severity != "warning"]
+        problems += [p for page in report.pages for p in page.problems if p.severity != "warning"]
+        rows.append({"label": report.spec.label, "status": "ok" if report.ok else "cannot be uploaded as it is",
+                     "pages": len(report.pages), "error": f"{len(problems)} problem(s)" if problems else None})
+    return rows

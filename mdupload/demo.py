@@ -15,8 +15,6 @@ import tempfile
 from importlib import resources
 from pathlib import Path
 
-import click
-
 from .sandbox import start_sandbox
 
 EXAMPLE = Path(str(resources.files("mdupload.demo_series") / "example.yaml"))
@@ -40,12 +38,5 @@ def run_demo(manifest: Path = EXAMPLE) -> int:
     return code
 
 
-@click.command()
-@click.argument("manifest", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def demo_command(manifest: Path | None) -> None:
-    """Publish the example series (or MANIFEST) to a local sandbox: no account, no network."""
-    raise SystemExit(run_demo(manifest or EXAMPLE))
-
-
-if __name__ == "__main__":
-    demo_command(prog_name="python -m mdupload.demo")
+if __name__ == "__main__":  # python -m mdupload.demo [MANIFEST]; the command is commands/demo.py
+    sys.exit(run_demo(Path(sys.argv[1]) if len(sys.argv) > 1 else EXAMPLE))

@@ -1,6 +1,6 @@
 """Inspecting one page with Pillow against MangaDex's limits: what is wrong with it and what --fix would do.
 
-What --fix would do comes from `fixes.plan_fix`, the same plan `--fix` carries out, so that a check
+What --fix would do comes from `fixes/plan.py`'s plan_fix, the same plan `--fix` carries out, so that a check
 is a complete preview of the repair.
 
 The real format comes from the bytes, never from the name. The quick check reads the headers and
@@ -17,59 +17,28 @@ import io
 import os
 import re
 import warnings
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path, PurePath
 
 from PIL import Image, UnidentifiedImageError
 
 from . import limits
+from .fixes.plan import plan_fix
 from .pages import Page
+from .problems import CONVERTIBLE_FORMATS, MAX_PIXELS, PageReport, Problem
+from .vocabulary import format_bytes
 
-# The most pixels a page may claim (an 800 x 150,000 px strip, worth splitting into pages; the bound
-# fixes.py decodes to repair one); a header that claims more is refused before anything is decoded.
-# It stays below Pillow's own hard limit, which keeps guarding everything else.
-MAX_PIXELS = 120_000_000
 # Animated pages: at most this many frames, and this many pixels over all frames.
 MAX_FRAMES = 1000
 MAX_ANIMATION_PIXELS = 10 * MAX_PIXELS
 # Files are read into memory once (for the hash and for Pillow); anything larger is not inspected.
 MAX_INSPECT_BYTES = 5 * limits.BYTES_PER_FILE
 
-# Formats --fix converts (Pillow's names); any other format that is not accepted is an error.
-CONVERTIBLE_FORMATS = frozenset({"WEBP", "AVIF", "BMP", "TIFF"})
 # Page extensions Pillow cannot read at all, named for the message.
 UNREADABLE_KINDS = {"heic": "HEIC", "jxl": "JPEG XL"}
 
 REEXPORT = "re-export the page from your editor or scan software as PNG or JPEG"
 COPY_AGAIN = "the file is probably incomplete or damaged: copy or download it again, or re-export the page"
-
-
-@dataclass(frozen=True)
-class Problem:
-    code: str
-    severity: str  # "error", "fixable" or "warning"
-    message: str
-    fix: str | None  # fixable: the repair --fix makes (fixes.plan_fix); error: what the user should do
-
-
-@dataclass
-class PageReport:
-    page: Page
-    format: str | None
-    mime: str | None
-    size: int
-    width: int | None
-    height: int | None
-    sha256: str
-    problems: list[Problem] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not any(p.severity in ("error", "fixable") for p in self.problems)
-
-
-def megabytes(size: int) -> str:
-    return f"{size / limits.MB:.1f} MB"
 
 
 def check_page(page: Page, *, deep: bool = False) -> PageReport:
@@ -86,8 +55,8 @@ def check_page(page: Page, *, deep: bool = False) -> PageReport:
     elif data is None:
         report.problems.append(Problem(
             "file-too-large", "error",
-            f"{megabytes(size)} is too large to inspect (more than {megabytes(MAX_INSPECT_BYTES)}; "
-            f"MangaDex takes at most {megabytes(limits.BYTES_PER_FILE)} per file)",
+            f"{format_bytes(size)} is too large to inspect (more than {format_bytes(MAX_INSPECT_BYTES)}; "
+            f"MangaDex takes at most {format_bytes(limits.BYTES_PER_FILE)} per file)",
             "re-export the page smaller"))
     else:
         with warnings.catch_warnings():
@@ -102,10 +71,6 @@ def _name_the_repair(report: PageReport) -> None:
     """Give every fixable problem the page's repair plan as its fix; a plan that cannot work makes them errors."""
     if not any(p.severity == "fixable" for p in report.problems):
         return
-    from .fixes import (
-        plan_fix,  # fixes.py builds on this module, so it is imported when first needed
-    )
-
     plan = plan_fix(report)
     if plan is None:  # the file could not be opened again since it was read
         severity, fix = "error", "the page changed or vanished while it was checked: check it again"
@@ -142,7 +107,7 @@ def _inspect(report: PageReport, data: bytes, deep: bool) -> list[Problem]:
         return [_corrupt(exc)]
     with image:
         # An MPO is a JPEG carrying extra pictures (phone cameras write them): MangaDex sees a JPEG.
-        fmt = "JPEG" if image.format == "MPO" else image.format
+        fmt = "JPEG" if image.format in limits.JPEG_VARIANTS else image.format
         report.format = fmt
         report.width, report.height = image.size
         if image.width * image.height > MAX_PIXELS:
@@ -294,7 +259,7 @@ def _rules(report: PageReport, frames: int, extension: str) -> list[Problem]:
             problems.append(Problem("name-mismatch", "fixable", f"the file is {fmt} but its name ends in .{extension}",
                                     None))
         if size > limits.BYTES_PER_FILE:
-            too_large = (f"{megabytes(size)}: MangaDex takes at most {megabytes(limits.BYTES_PER_FILE)} "
+            too_large = (f"{format_bytes(size)}: MangaDex takes at most {format_bytes(limits.BYTES_PER_FILE)} "
                          "per file")
             if frames > 1:
                 problems.append(Problem("file-too-large", "error", too_large,

@@ -43,13 +43,14 @@ from requests_toolbelt import MultipartEncoder, MultipartEncoderMonitor
 from . import __version__
 from .errors import AuthError, MdUploadError, PageError, UsageError
 from .redact import register_secret
+from .settings import LANRARAGI_KEY
+from .vocabulary import CHUNK_BYTES
 
 log = logging.getLogger(__name__)
 
-KEY_ENV = "MDUPLOAD_LANRARAGI_KEY"
+KEY_ENV = LANRARAGI_KEY.variable
 
 ID_PREFIX_BYTES = 512_000  # LANraragi's compute_id hashes this much of the file
-CHUNK_BYTES = 1024 * 1024
 ZIP_TIMESTAMP = (1980, 1, 1, 0, 0, 0)  # the earliest a zip can say: no clock leaks into the bytes
 ZIP_FILE_MODE = 0o100644  # a regular file, rw-r--r--
 ZIP_SYSTEM_UNIX = 3
@@ -275,7 +276,7 @@ class LanraragiClient:
             self._session.headers["Authorization"] = f"Bearer {bearer}"
 
     @classmethod
-    def from_env(cls, base_url: str, *, environ: Mapping[str, str] = os.environ, **kwargs) -> LanraragiClient:
+    def from_env(cls, base_url: str, *, environ: Mapping[str, str], **kwargs) -> LanraragiClient:
         """A client with the API key from MDUPLOAD_LANRARAGI_KEY (none when unset: an open server)."""
         return cls(base_url, environ.get(KEY_ENV) or None, **kwargs)
 

@@ -23,9 +23,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import platformdirs
-
 from .errors import LedgerError
+from .vocabulary import LOOKING_AROUND
 
 SCHEMA_VERSION = 3
 
@@ -59,16 +58,6 @@ _MIGRATIONS = {
     """,
 }
 
-
-# States a run records while it only looks at what is there; they hide nothing of what the run before did.
-LOOKING_AROUND = ("CHECKED", "FINDING_SESSION")
-
-def default_ledger_path() -> Path:
-    """`MDUPLOAD_LEDGER`, else the platform's state directory (the `--ledger` option wins over both)."""
-    env = os.environ.get("MDUPLOAD_LEDGER")
-    if env:
-        return Path(env)
-    return Path(platformdirs.user_state_dir("mdupload")) / "ledger.sqlite3"
 
 
 def chapter_key_text(key: tuple) -> str:

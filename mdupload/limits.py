@@ -20,6 +20,9 @@ ACCEPTED_FORMATS = {
     "GIF": ("image/gif", ("gif",)),
 }
 ACCEPTED_EXTENSIONS = frozenset(ext for _mime, exts in ACCEPTED_FORMATS.values() for ext in exts)
+# What Pillow names a JPEG that carries extra pictures (phone cameras write them): its bytes are a JPEG,
+# sent as image/jpeg, and read by any JPEG decoder as its first picture.
+JPEG_VARIANTS = frozenset({"MPO"})
 
 # chapterDraft rules (OpenAPI ChapterDraft / ChapterVolume)
 CHAPTER_PATTERN = r"^((0|[1-9]\d*)(\.\d+)?[a-z]?)?$"
@@ -27,6 +30,11 @@ CHAPTER_MAX_LENGTH = 8
 TITLE_MAX_LENGTH = 255
 LANGUAGE_PATTERN = r"^[a-z]{2}(-[a-z]{2})?$"
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+
+# Listing chapters (GET /chapter): the largest page, the furthest offset + limit, every content rating
+LIST_PAGE_SIZE = 100
+LIST_WINDOW = 10_000
+CONTENT_RATINGS = ("safe", "suggestive", "erotica", "pornographic")
 
 # Tokens (OAuth): refresh this many seconds before the access token expires
 TOKEN_REFRESH_MARGIN_S = 60

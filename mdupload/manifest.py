@@ -14,7 +14,7 @@ import os
 import re
 import stat
 import string
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import cache
@@ -45,6 +45,7 @@ from .limits import (
     MAX_GROUPS,
     TITLE_MAX_LENGTH,
 )
+from .vocabulary import ChapterKey, chapter_label
 
 MAX_BYTES = 256 * 1024  # 1,000 chapters take about 100 KB
 MAX_DEPTH = 20  # the format nests 4 levels deep
@@ -86,10 +87,7 @@ class ChapterSpec:
     @property
     def label(self) -> str:
         """"chapter 1.5 (pt-br)", "vol 2 chapter 3 (en)", "oneshot (en)"."""
-        name = "oneshot" if self.chapter is None else f"chapter {self.chapter}"
-        if self.volume is not None:
-            name = f"vol {self.volume} {name}"
-        return f"{name} ({self.language})"
+        return chapter_label(self.chapter, self.volume, self.language)
 
 
 @dataclass(frozen=True)
@@ -125,29 +123,30 @@ class Manifest:
                              hint=f"Its chapters are: {', '.join(known)}.")
         return [spec for spec in self.chapters if _number_name(spec) in numbers]
 
-    def chapter_key(self, spec: ChapterSpec) -> tuple:
+    def chapter_key(self, spec: ChapterSpec) -> ChapterKey:
         """What identifies a chapter on MangaDex: (manga, language, sorted groups, volume, chapter)."""
-        return (self.manga, spec.language, tuple(sorted(spec.groups)), spec.volume, spec.chapter)
+        return ChapterKey(self.manga, spec.language, tuple(sorted(spec.groups)), spec.volume, spec.chapter)
 
 
 def _number_name(spec: ChapterSpec) -> str:
     return "oneshot" if spec.chapter is None else spec.chapter
 
 
-def load_manifest(path) -> Manifest:
-    """Read, validate and resolve the manifest at `path`; every problem is a ManifestError."""
+def load_manifest(path, environ: Mapping[str, str] | None = None) -> Manifest:
+    """Read, validate and resolve the manifest at `path`; every problem is a ManifestError. `environ` holds
+    the variables that `pages:` may name (the command passes the run's; none when not given)."""
     path = Path(path)
-    return parse_manifest(_read_text(path), path)
+    return parse_manifest(_read_text(path), path, environ)
 
 
-def parse_manifest(text: str, path: Path) -> Manifest:
+def parse_manifest(text: str, path: Path, environ: Mapping[str, str] | None = None) -> Manifest:
     """The manifest written as `text`; `path` names it in errors and anchors relative page paths."""
     path = Path(path)
     data, marks = _Document(text, path).load()
     error = _first_schema_error(data, marks, path)
     if error:
         raise error
-    return _build(data, marks, path)
+    return _build(data, marks, path, environ or {})
 
 
 def load_mapping(path, schema: str, start_hint: str) -> tuple[dict, Callable[[tuple], int]]:
@@ -600,7 +599,7 @@ def _zone_missing(name: str, written: str) -> tuple[str, str]:
 
 # From validated values to the dataclasses ------------------------------------------------------------
 
-def _build(data: dict, marks: _Marks, path: Path) -> Manifest:
+def _build(data: dict, marks: _Marks, path: Path, environ: Mapping[str, str]) -> Manifest:
     base = Path(os.path.abspath(path)).parent
     language = data["language"]
     groups = _groups(data["groups"], ("groups",), marks, path, None)
@@ -616,7 +615,7 @@ def _build(data: dict, marks: _Marks, path: Path) -> Manifest:
             title=entry.get("title"),
             language=entry.get("language", language),
             groups=_groups(entry["groups"], where + ("groups",), marks, path, name) if "groups" in entry else groups,
-            pages=_pages(entry["pages"], base, marks.value_lines[where + ("pages",)], path, name),
+            pages=_pages(entry["pages"], base, marks.value_lines[where + ("pages",)], path, name, environ),
             publish_at=_publish_at(entry, marks, where, path, name, warnings),
             fix=entry.get("fix", False),
             line=line,
@@ -651,8 +650,8 @@ def _groups(ids: list, where: tuple, marks: _Marks, path: Path, chapter: str | N
     return tuple(lowered)
 
 
-def _pages(written: str, base: Path, line: int, path: Path, chapter: str) -> Path:
-    pages = Path(os.path.abspath(base / _expanded(written, line, path, chapter)))
+def _pages(written: str, base: Path, line: int, path: Path, chapter: str, environ: Mapping[str, str]) -> Path:
+    pages = Path(os.path.abspath(base / _expanded(written, line, path, chapter, environ)))
     try:
         mode = os.stat(pages).st_mode
     except FileNotFoundError:
@@ -669,10 +668,10 @@ def _pages(written: str, base: Path, line: int, path: Path, chapter: str) -> Pat
     return pages
 
 
-def _expanded(written: str, line: int, path: Path, chapter: str) -> str:
-    """`pages` with $NAME / ${NAME} replaced from the environment ($$ is a $) and a leading ~ expanded."""
+def _expanded(written: str, line: int, path: Path, chapter: str, environ: Mapping[str, str]) -> str:
+    """`pages` with $NAME / ${NAME} replaced from `environ` ($$ is a $) and a leading ~ expanded."""
     try:
-        text = string.Template(written).substitute(os.environ)
+        text = string.Template(written).substitute(environ)
     except KeyError as exc:
         raise ManifestError(f"`pages`: the environment variable ${exc.args[0]} in {_short(written)!r} is not set.",
                             path=path, line=line, chapter=chapter,

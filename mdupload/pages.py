@@ -37,8 +37,10 @@ from natsort import natsort_keygen, ns
 
 from . import limits
 from .errors import PageError
+from .vocabulary import CHUNK_BYTES
 
-PAGE_EXTENSIONS = frozenset({"jpg", "jpeg", "png", "gif", "webp", "avif", "bmp", "tif", "tiff", "jxl", "heic"})
+# MangaDex's extensions, and those of the formats the checks convert or name
+PAGE_EXTENSIONS = limits.ACCEPTED_EXTENSIONS | frozenset({"webp", "avif", "bmp", "tif", "tiff", "jxl", "heic"})
 ARCHIVE_SUFFIXES = frozenset({".zip", ".cbz"})
 NESTED_ARCHIVE_EXTENSIONS = frozenset({"zip", "cbz", "rar", "cbr", "7z", "cb7", "tar", "cbt", "gz", "tgz", "bz2", "xz"})
 JUNK_NAMES = frozenset({"thumbs.db", "desktop.ini", "comicinfo.xml"})  # compared case-insensitively
@@ -49,7 +51,6 @@ JUNK_FOLDERS = frozenset({"__MACOSX"})
 MAX_MEMBER_BYTES = 2 * limits.BYTES_PER_FILE
 MAX_ARCHIVE_BYTES = 2 * limits.BYTES_PER_SESSION
 MAX_MEMBERS = 10 * limits.FILES_PER_SESSION
-CHUNK_BYTES = 1024 * 1024
 # Folder bounds: entries looked at (files and folders) and folders nested within the chapter's folder.
 MAX_FOLDER_ENTRIES = MAX_MEMBERS
 MAX_FOLDER_DEPTH = 16

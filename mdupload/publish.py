@@ -23,7 +23,7 @@ selected chapter fails its checks:
 
 from __future__ import annotations
 
-import os
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -32,29 +32,29 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-from platformdirs import user_cache_dir
-
+from .archive import ArchiveRun, ArchiveTarget, archive_after_upload
 from .checks import ChapterReport, PageCheckers, check_chapter, fix_chapter
 from .errors import AuthError, UsageError
 from .ledger import Ledger
 from .mangadex.client import MangaDexClient
 from .manifest import ChapterSpec, Manifest
+from .settings import Settings
 from .upload import (
     ChapterPlan,
     ChapterResult,
     ChapterUpload,
     PlannedPage,
+    UploadClient,
+    UploadEvents,
     UploadOptions,
 )
-
-
-def terms_accepted(manifest: Manifest, accept_terms: bool) -> bool:
-    """The user accepted MangaDex's upload terms by option, environment or manifest key."""
-    return accept_terms or manifest.terms_accepted or os.environ.get("MDUPLOAD_ACCEPT_TERMS", "") in ("1", "true", "yes")
+from .vocabulary import PUBLISHED_STATES, Status
 
 
 def require_terms(manifest: Manifest, accept_terms: bool) -> None:
-    if not terms_accepted(manifest, accept_terms):
+    """The user accepted MangaDex's upload terms by option or variable (`accept_terms`, see settings.py) or
+    manifest key."""
+    if not (accept_terms or manifest.terms_accepted):
         raise UsageError(
             "MangaDex requires uploaders to accept its upload terms, and you have not said that you do.",
             hint="Read them on mangadex.org, then pass --accept-terms, set MDUPLOAD_ACCEPT_TERMS=1, "
@@ -85,13 +85,10 @@ def build_plan(manifest: Manifest, report: ChapterReport) -> ChapterPlan:
                        language=spec.language, draft=chapter_draft(spec), pages=pages)
 
 
-def fix_cache_dir() -> Path:
-    """Where repaired pages are kept by the SHA-256 of their source, so a rerun does not redo them."""
-    return Path(os.environ.get("MDUPLOAD_CACHE_DIR") or user_cache_dir("mdupload")) / "fixes"
-
-
-def check_all(specs: list[ChapterSpec], workdir: Path, *, deep: bool = False, fix: bool = False) -> list[ChapterReport]:
-    """Check each chapter; repair the fixable pages of those with `--fix` or `fix: true` into `workdir`."""
+def check_all(specs: list[ChapterSpec], workdir: Path, *, deep: bool = False, fix: bool = False,
+              fix_cache: Path | None = None) -> list[ChapterReport]:
+    """Check each chapter; repair the fixable pages of those with `--fix` or `fix: true` into `workdir`
+    (`fix_cache`: where repairs are kept by the SHA-256 of their source, so a rerun does not redo them)."""
     reports = []
     with PageCheckers() as checkers:
         for index, spec in enumerate(specs):
@@ -99,7 +96,7 @@ def check_all(specs: list[ChapterSpec], workdir: Path, *, deep: bool = False, fi
             chapter_dir.mkdir(parents=True, exist_ok=True)
             report = check_chapter(spec, chapter_dir / "pages", deep=deep, checkers=checkers)
             if fix or spec.fix:
-                report = fix_chapter(report, chapter_dir / "fixed", cache_dir=fix_cache_dir(), checkers=checkers)
+                report = fix_chapter(report, chapter_dir / "fixed", cache_dir=fix_cache, checkers=checkers)
             reports.append(report)
     return reports
 
@@ -121,13 +118,13 @@ class UploadOutcome:
 
     @property
     def ok(self) -> bool:
-        return self.checks_passed and all(r.status != "failed" for r in self.results)
+        return self.checks_passed and all(r.status != Status.FAILED for r in self.results)
 
 
 def upload_manifest(manifest: Manifest, specs: list[ChapterSpec], workdir: Path, *,
                     connect: Callable[[], MangaDexClient], ledger: Ledger, reporter, options: UploadOptions,
                     accept_terms: bool = False, deep: bool = False, fix: bool = False,
-                    dry_run: bool = False) -> UploadOutcome:
+                    dry_run: bool = False, fix_cache: Path | None = None) -> UploadOutcome:
     """Check every selected chapter; if all pass (and this is no dry run), publish them one by one.
 
     Nothing is uploaded when any selected chapter fails its checks (with --deep, the decoding of a
@@ -138,23 +135,25 @@ def upload_manifest(manifest: Manifest, specs: list[ChapterSpec], workdir: Path,
         require_terms(manifest, accept_terms)
         specs = _interrupted_first(manifest, specs, ledger)
     # A dry run shows exactly what would be sent: every check, --deep included, comes first.
-    outcome = UploadOutcome(reports=check_all(specs, workdir, deep=deep and dry_run, fix=fix))
+    outcome = UploadOutcome(reports=check_all(specs, workdir, deep=deep and dry_run, fix=fix,
+                                                 fix_cache=fix_cache))
     if not outcome.checks_passed:
         return outcome
     if dry_run:
         outcome.plans = [build_plan(manifest, r) for r in outcome.reports]
         return outcome
     checker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mdupload-deep-check")
-    client = None
+    lookahead = None
     try:
         if deep:  # one thread, in manifest order: each chapter's decoding is done before the next begins
-            prepared = [checker.submit(_deep_check, spec, workdir / f"deep-{index:03d}", fix)
+            prepared = [checker.submit(_deep_check, spec, workdir / f"deep-{index:03d}", fix, fix_cache)
                         for index, spec in enumerate(specs)]
         else:
             prepared = [_done(report) for report in outcome.reports]
-        client = _Lookahead(connect())
+        client = connect()
+        lookahead = LookAhead(client)
         if deep:  # signing in and the first chapter's lookups overlap its decoding
-            client.ask_ahead(manifest, specs[0])
+            lookahead.ask_ahead(manifest, specs[0])
         for index, spec in enumerate(specs):
             stop = _failed_check(specs, prepared, index)
             if stop is None and not prepared[index].done():
@@ -162,17 +161,17 @@ def upload_manifest(manifest: Manifest, specs: list[ChapterSpec], workdir: Path,
                 wait([prepared[index]])
                 stop = _failed_check(specs, prepared, index)
             if stop is not None:
-                published = sum(1 for done in outcome.results if done.status != "failed")
+                published = sum(1 for done in outcome.results if done.status != Status.FAILED)
                 for result in _not_uploaded(manifest, outcome.reports, specs, prepared, index, stop, published):
                     reporter.finish_chapter(result)
                     outcome.results.append(result)
                 break
             plan = build_plan(manifest, prepared[index].result())
             outcome.plans.append(plan)
-            ask_ahead = partial(client.ask_ahead, manifest, specs[index + 1]) if index + 1 < len(specs) else None
-            events = _Events(reporter, ask_ahead)
+            ask_ahead = partial(lookahead.ask_ahead, manifest, specs[index + 1]) if index + 1 < len(specs) else None
             reporter.start_chapter(plan)
-            upload = ChapterUpload(client, ledger, plan, options, events)
+            upload = ChapterUpload(client, ledger, plan, options, _FirstBatchSignal(reporter, ask_ahead),
+                                   lookups=lookahead)
             try:
                 result = upload.run()
             except AuthError as exc:  # every later chapter would fail the same way
@@ -181,19 +180,58 @@ def upload_manifest(manifest: Manifest, specs: list[ChapterSpec], workdir: Path,
             outcome.results.append(result)
             if outcome.signed_out is not None:
                 for later in range(index + 1, len(specs)):
-                    result = ChapterResult(build_plan(manifest, outcome.reports[later]), "failed",
+                    result = ChapterResult(build_plan(manifest, outcome.reports[later]), Status.FAILED,
                                            error="not uploaded: the run stopped because signing in failed")
                     reporter.finish_chapter(result)
                     outcome.results.append(result)
                 break
     finally:
         checker.shutdown(wait=True, cancel_futures=True)
-        if client is not None:
-            client.close()
+        if lookahead is not None:
+            lookahead.close()
     in_manifest_order = {manifest.chapter_key(spec): n for n, spec in enumerate(manifest.chapters)}
     outcome.reports.sort(key=lambda report: in_manifest_order[manifest.chapter_key(report.spec)])
     outcome.results.sort(key=lambda result: in_manifest_order[result.plan.key])
     return outcome
+
+
+@dataclass
+class Publication:
+    """What publishing a manifest did: the upload's outcome and, with an archive target, the archive run."""
+
+    outcome: UploadOutcome
+    dry_run: bool = False
+    archived: ArchiveRun | None = None
+
+    @property
+    def signed_out(self) -> bool:
+        return self.outcome.signed_out is not None
+
+    @property
+    def ok(self) -> bool:
+        if not self.outcome.checks_passed:
+            return False
+        if self.dry_run:
+            return True
+        return self.outcome.ok and not self.signed_out and (self.archived is None or self.archived.ok)
+
+
+def publish_manifest(manifest: Manifest, specs: list[ChapterSpec], settings: Settings, *,
+                     connect: Callable[[], MangaDexClient], ledger: Ledger | None, reporter, options: UploadOptions,
+                     api_url: str, deep: bool = False, fix: bool = False, dry_run: bool = False,
+                     archive_target: ArchiveTarget | None = None) -> Publication:
+    """`upload` as a service: check and publish (then archive, given a target) in a work folder of its own.
+    `watch` publishes each item through this too. `api_url`: the MangaDex API in use."""
+    archived = None
+    with tempfile.TemporaryDirectory(prefix="mdupload-") as workdir:
+        outcome = upload_manifest(manifest, specs, Path(workdir), connect=connect, ledger=ledger, reporter=reporter,
+                                  options=options, accept_terms=settings.accept_terms, deep=deep, fix=fix,
+                                  dry_run=dry_run, fix_cache=settings.fix_cache)
+        if archive_target is not None and outcome.checks_passed:  # while --fix's repaired pages still exist
+            archived = archive_after_upload(manifest, outcome.results, ledger, reporter, api_url=api_url,
+                                            target=archive_target, environ=settings.environ,
+                                            fix_cache=settings.fix_cache)
+    return Publication(outcome, dry_run=dry_run, archived=archived)
 
 
 def _interrupted_first(manifest: Manifest, specs: list[ChapterSpec], ledger: Ledger) -> list[ChapterSpec]:
@@ -201,14 +239,14 @@ def _interrupted_first(manifest: Manifest, specs: list[ChapterSpec], ledger: Led
     open session, and any other chapter would find it in its way. The result lists keep manifest order."""
     def interrupted(spec: ChapterSpec) -> bool:
         record = ledger.chapter(manifest.chapter_key(spec))
-        return record is not None and record.session_id is not None and record.state not in ("COMMITTED", "SKIPPED")
+        return record is not None and record.session_id is not None and record.state not in PUBLISHED_STATES
 
     return sorted(specs, key=lambda spec: not interrupted(spec))
 
 
-def _deep_check(spec: ChapterSpec, workdir: Path, fix: bool) -> ChapterReport:
+def _deep_check(spec: ChapterSpec, workdir: Path, fix: bool, fix_cache: Path | None) -> ChapterReport:
     """The chapter checked as `validate --deep` checks it (repairs come from the fix cache by then)."""
-    return check_all([spec], workdir, deep=True, fix=fix)[0]
+    return check_all([spec], workdir, deep=True, fix=fix, fix_cache=fix_cache)[0]
 
 
 def _done(report: ChapterReport) -> Future:
@@ -239,13 +277,13 @@ def _not_uploaded(manifest: Manifest, reports: list[ChapterReport], specs: list[
             report = prepared[index].result()
         plan = build_plan(manifest, report)
         if index != failed:
-            result = ChapterResult(plan, "failed", error=f"not uploaded: the run stopped because {label} failed its "
+            result = ChapterResult(plan, Status.FAILED, error=f"not uploaded: the run stopped because {label} failed its "
                                                          "--deep check; fix it, then run again")
         elif exception is not None:
-            result = ChapterResult(plan, "failed", error=f"its --deep check could not run ({exception}), so it "
+            result = ChapterResult(plan, Status.FAILED, error=f"its --deep check could not run ({exception}), so it "
                                                          "was not uploaded and the run stopped")
         else:
-            result = ChapterResult(plan, "failed", error=_deep_failure(report, published=published,
+            result = ChapterResult(plan, Status.FAILED, error=_deep_failure(report, published=published,
                                                                        later=len(specs) - 1 - failed),
                                    failed_pages=_problems_by_page(report))
         results.append(result)
@@ -276,17 +314,23 @@ def _problems_by_page(report: ChapterReport) -> dict[str, str]:
     return problems
 
 
-class _Events:
-    """The reporter, and a signal when a chapter's first batch is answered: the upload is in full swing,
-    and asking about the next chapter then takes nothing from it (its first requests are done)."""
+class _FirstBatchSignal(UploadEvents):
+    """The reporter's events, and a signal when a chapter's first batch is answered: the upload is in full
+    swing, and asking about the next chapter then takes nothing from it (its first requests are done)."""
 
-    def __init__(self, reporter, on_first_batch: Callable[[], None] | None):
+    def __init__(self, reporter: UploadEvents, on_first_batch: Callable[[], None] | None):
         self._reporter = reporter
         self._on_first_batch: Callable[[], None] | None = on_first_batch
         self._lock = threading.Lock()
 
-    def __getattr__(self, name):
-        return getattr(self._reporter, name)
+    def state(self, plan: ChapterPlan, state: str, detail: str | None) -> None:
+        self._reporter.state(plan, state, detail)
+
+    def notice(self, plan: ChapterPlan, text: str) -> None:
+        self._reporter.notice(plan, text)
+
+    def bytes_sent(self, plan: ChapterPlan, count: int) -> None:
+        self._reporter.bytes_sent(plan, count)
 
     def pages_done(self, plan: ChapterPlan, count: int) -> None:
         self._reporter.pages_done(plan, count)
@@ -296,25 +340,22 @@ class _Events:
             signal()
 
 
-class _Lookahead:
-    """The client, with the first questions about the next chapter asked while the current one uploads.
+class LookAhead:
+    """The first questions about the next chapter, asked while the current one uploads (upload.ChapterLookups).
 
     `find_chapters` (is it on MangaDex already?) and `check_approval_required` answer from what was
-    asked ahead, once, when the answer is younger than FRESH_S; anything else, and any question asked
-    ahead that failed, goes to MangaDex at the moment the state machine asks it.
+    asked ahead, once, when the answer is younger than FRESH_S; any other question, and any question
+    asked ahead that failed, goes to MangaDex at the moment the state machine asks it.
     """
 
     FRESH_S = 120.0
 
-    def __init__(self, client: MangaDexClient, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, client: UploadClient, clock: Callable[[], float] = time.monotonic):
         self._client = client
         self._clock = clock
         self._lock = threading.Lock()
         self._answers: dict[tuple, tuple[float, Future]] = {}
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mdupload-ask-ahead")
-
-    def __getattr__(self, name):
-        return getattr(self._client, name)
 
     def ask_ahead(self, manifest: Manifest, spec: ChapterSpec) -> None:
         questions = {

@@ -35,37 +35,46 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Protocol
 
 from . import limits
 from .errors import AuthError, MdUploadError
-from .ledger import LOOKING_AROUND, Ledger
-from .mangadex.client import MangaDexClient, SessionFile, UploadFile, UploadSession
+from .ledger import Ledger
+from .mangadex.client import (
+    BatchResult,
+    Chapter,
+    SessionFile,
+    UploadFile,
+    UploadSession,
+)
 from .mangadex.errors import OutcomeUnknown, ServerError
+from .vocabulary import FINAL_STATES, LOOKING_AROUND, ChapterKey, State, Status
 
-TRANSITIONS: dict[str, tuple[str, ...]] = {
-    "CHECKED": ("SKIPPED", "ABANDONING", "FINDING_SESSION"),
-    "FINDING_SESSION": ("RESUMING", "ABANDONING", "BEGINNING", "SKIPPED"),
-    "ABANDONING": ("BEGINNING", "SKIPPED"),
-    "BEGINNING": ("UPLOADING",),
-    "RESUMING": ("UPLOADING",),
-    "UPLOADING": ("RECONCILING",),
-    "RECONCILING": ("UPLOADING", "COMMITTING"),
-    "COMMITTING": ("COMMITTED", "RECONCILING"),
-    "COMMITTED": (),
-    "SKIPPED": (),
-    "FAILED": (),
+TRANSITIONS: dict[State, tuple[State, ...]] = {
+    State.CHECKED: (State.SKIPPED, State.ABANDONING, State.FINDING_SESSION),
+    State.FINDING_SESSION: (State.RESUMING, State.ABANDONING, State.BEGINNING, State.SKIPPED),
+    State.ABANDONING: (State.BEGINNING, State.SKIPPED),
+    State.BEGINNING: (State.UPLOADING,),
+    State.RESUMING: (State.UPLOADING,),
+    State.UPLOADING: (State.RECONCILING,),
+    State.RECONCILING: (State.UPLOADING, State.COMMITTING),
+    State.COMMITTING: (State.COMMITTED, State.RECONCILING),
+    State.COMMITTED: (),
+    State.SKIPPED: (),
+    State.FAILED: (),
 }
-FINAL_STATES = ("COMMITTED", "SKIPPED", "FAILED")
 
+STALE_AFTER_MIN = 10  # an open session untouched this many minutes is abandoned
 DEFAULT_CONCURRENCY = 4  # by measurement: `make bench` sweeps it (README, Performance)
 BEGIN_ATTEMPTS = 3  # a begin that provably did not open a session (5xx, then none open) is asked again
 # States whose record forgets the chapter's session in the same write: a new one is being begun, or the
 # chapter is published and its session closed.
-_CLEARS_SESSION = ("BEGINNING", "COMMITTED", "SKIPPED")
+_CLEARS_SESSION = (State.BEGINNING, State.COMMITTED, State.SKIPPED)
 # A claimed session must have been begun within this margin of the ledger's BEGINNING record
 BEGIN_CLOCK_SLACK = timedelta(minutes=5)
 
@@ -90,7 +99,7 @@ class PlannedPage:
 
 @dataclass(frozen=True)
 class ChapterPlan:
-    key: tuple  # the ledger's chapter key: (manga, language, sorted groups, volume, chapter)
+    key: ChapterKey  # the ledger's chapter key
     label: str
     manga: str
     groups: tuple[str, ...]
@@ -105,12 +114,32 @@ class ChapterPlan:
 
 @dataclass(frozen=True)
 class UploadOptions:
-    stale_after: timedelta = timedelta(minutes=10)
+    stale_after: timedelta = timedelta(minutes=STALE_AFTER_MIN)
     abandon_open: bool = False
     force_new: bool = False
     concurrency: int = DEFAULT_CONCURRENCY
     retry_rounds: int = 3  # rounds of re-sending the files that failed, after the first
     retry_backoff_s: float = 2.0  # doubled each round
+
+
+class ChapterLookups(Protocol):
+    """The two questions the state machine asks first about a chapter (publish.py's LookAhead asks them ahead)."""
+
+    def find_chapters(self, manga: str, chapter: str | None, language: str,
+                      groups: Sequence[str]) -> list[Chapter]: ...
+    def check_approval_required(self, manga: str, locale: str) -> bool: ...
+
+
+class UploadClient(ChapterLookups, Protocol):
+    """What the state machine needs of MangaDex (mangadex/client.py's MangaDexClient; the tests' fakes)."""
+
+    def get_open_session(self) -> UploadSession | None: ...
+    def begin_session(self, manga: str, groups: Sequence[str]) -> UploadSession: ...
+    def upload_files(self, session_id: str, files: Sequence[UploadFile],
+                     on_bytes: Callable[[int], None] | None = None) -> BatchResult: ...
+    def delete_files(self, session_id: str, file_ids: Sequence[str]) -> None: ...
+    def commit(self, session_id: str, draft: dict, page_order: Sequence[str]) -> Chapter: ...
+    def abandon_session(self, session_id: str) -> None: ...
 
 
 class UploadEvents:
@@ -133,7 +162,7 @@ class EarlierRun:
 @dataclass
 class ChapterResult:
     plan: ChapterPlan
-    status: str  # "uploaded" | "skipped" | "failed"
+    status: Status
     chapter_id: str | None = None
     error: str | None = None
     notices: list[str] = field(default_factory=list)
@@ -154,17 +183,18 @@ def chapter_matches(found, plan: ChapterPlan) -> bool:
 class ChapterUpload:
     """Publishes one chapter: `run()` walks the states until a final one and returns the result."""
 
-    def __init__(self, client: MangaDexClient, ledger: Ledger, plan: ChapterPlan,
+    def __init__(self, client: UploadClient, ledger: Ledger, plan: ChapterPlan,
                  options: UploadOptions | None = None, events: UploadEvents | None = None,
-                 sleep=time.sleep, now=lambda: datetime.now(UTC)):
+                 sleep=time.sleep, now=lambda: datetime.now(UTC), *, lookups: ChapterLookups | None = None):
         self.client = client
+        self.lookups = lookups or client  # where the first two questions are answered (asked ahead, or now)
         self.ledger = ledger
         self.plan = plan
         self.options = options or UploadOptions()
         self.events = events or UploadEvents()
         self._sleep = sleep
         self._now = now
-        self.result = ChapterResult(plan, "failed")
+        self.result = ChapterResult(plan, Status.FAILED)
         self.session: UploadSession | None = None  # this chapter's own session, once begun or claimed
         self.to_abandon: UploadSession | None = None  # the session ABANDONING closes
         self.skip_after_abandon = False
@@ -178,7 +208,7 @@ class ChapterUpload:
 
     def run(self) -> ChapterResult:
         self.earlier = self._earlier_run()
-        state = "CHECKED"
+        state = State.CHECKED
         self._record(state)
         try:
             while state not in FINAL_STATES:
@@ -188,14 +218,14 @@ class ChapterUpload:
                 state = following
                 self._record(state, session_id=self.session.id if self.session and state not in FINAL_STATES
                              else None, chapter_id=self.result.chapter_id, clear_session=state in _CLEARS_SESSION,
-                             detail=f"session {self.to_abandon.id}" if state == "ABANDONING" else None)
+                             detail=f"session {self.to_abandon.id}" if state == State.ABANDONING else None)
         except AuthError as exc:  # every chapter after this one would fail the same way: stop the run
             self._fail(str(exc))
             raise
         except MdUploadError as exc:
             self._fail(str(exc))
             return self.result
-        self.result.status = {"COMMITTED": "uploaded", "SKIPPED": "skipped"}[state]
+        self.result.status = {State.COMMITTED: Status.UPLOADED, State.SKIPPED: Status.SKIPPED}[state]
         return self.result
 
     def _earlier_run(self) -> EarlierRun | None:
@@ -204,7 +234,7 @@ class ChapterUpload:
         record = self.ledger.chapter(self.plan.key)
         if record is None:
             return None
-        state, at = (self.ledger.last_state(self.plan.key, ignoring=(*LOOKING_AROUND, "FAILED"))
+        state, at = (self.ledger.last_state(self.plan.key, ignoring=(*LOOKING_AROUND, State.FAILED))
                      or (record.state, record.updated_at))
         return EarlierRun(state, record.session_id, record.chapter_id, datetime.fromisoformat(at))
 
@@ -219,10 +249,10 @@ class ChapterUpload:
         self.events.notice(self.plan, text)
 
     def _fail(self, reason: str) -> None:
-        self.result.status = "failed"
+        self.result.status = Status.FAILED
         self.result.error = reason
         self.result.failed_pages = {self._origin(name): why for name, why in self.failures.items()}
-        self._record("FAILED", session_id=self.session.id if self.session else None, error=reason)
+        self._record(State.FAILED, session_id=self.session.id if self.session else None, error=reason)
 
     def _origin(self, upload_name: str) -> str:
         return next((p.origin for p in self.plan.pages if p.upload_name == upload_name), upload_name)
@@ -232,56 +262,56 @@ class ChapterUpload:
     def _step_checked(self) -> str:
         self.ledger.plan_pages(self.plan.key, [(p.origin, p.upload_name, p.size, p.sha256) for p in self.plan.pages])
         if self.options.force_new:
-            return "FINDING_SESSION"
+            return State.FINDING_SESSION
         earlier = self.earlier
-        if earlier and earlier.chapter_id and earlier.state in ("COMMITTED", "SKIPPED"):
+        if earlier and earlier.chapter_id and earlier.state in (State.COMMITTED, State.SKIPPED):
             return self._skip(earlier.chapter_id, "the ledger records it as published")
-        if earlier and earlier.state == "COMMITTING" and earlier.session_id:
+        if earlier and earlier.state == State.COMMITTING and earlier.session_id:
             # The commit of an earlier run may have gone through: its session tells.
-            return "FINDING_SESSION"
+            return State.FINDING_SESSION
         existing = self._find_on_mangadex()
         if existing:
             self._skip(existing, "MangaDex already has it")
             return self._discard_own_session(earlier)
-        return "FINDING_SESSION"
+        return State.FINDING_SESSION
 
     def _discard_own_session(self, earlier: EarlierRun | None) -> str:
         """The chapter is published already: an unfinished session of an earlier run of it is of no use,
         and left open it would stop every other upload of the account until it goes stale."""
         if earlier is None or not earlier.session_id:
-            return "SKIPPED"
+            return State.SKIPPED
         session = self.client.get_open_session()
         if session is None or session.id != earlier.session_id:
-            return "SKIPPED"
+            return State.SKIPPED
         self._notice(f"abandoning session {session.id} of an earlier run of this chapter ({len(session.files)} files "
                      "there): the chapter is on MangaDex already")
         self.to_abandon, self.skip_after_abandon = session, True
-        return "ABANDONING"
+        return State.ABANDONING
 
     def _find_on_mangadex(self) -> str | None:
         draft = self.plan.draft
-        found = self.client.find_chapters(self.plan.manga, draft["chapter"], self.plan.language, self.plan.groups)
+        found = self.lookups.find_chapters(self.plan.manga, draft["chapter"], self.plan.language, self.plan.groups)
         return next((c.id for c in found if chapter_matches(c, self.plan)), None)
 
     def _skip(self, chapter_id: str | None, why: str) -> str:
         self.result.chapter_id = chapter_id
         self._notice(f"skipped: {why}" + (f" (chapter {chapter_id})" if chapter_id else "")
                      + "; use --force-new to upload it again on purpose")
-        return "SKIPPED"
+        return State.SKIPPED
 
     # --- FINDING_SESSION: ours, stale, or someone else's? ------------------------------------
 
     def _step_finding_session(self) -> str:
         earlier = self.earlier
         open_session = self.client.get_open_session()
-        if (earlier and earlier.state == "COMMITTING" and earlier.session_id and not self.options.force_new
+        if (earlier and earlier.state == State.COMMITTING and earlier.session_id and not self.options.force_new
                 and (open_session is None or open_session.id != earlier.session_id)):
             return self._earlier_commit_went_through(earlier.session_id)
         if open_session is None:
             return self._approval_then_begin()
         if self._is_ours(open_session, earlier):
             self.session = open_session
-            return "RESUMING"
+            return State.RESUMING
         age = self._now() - open_session.updated_at
         minutes = int(age.total_seconds() // 60)
         description = (f"session {open_session.id} (manga {open_session.manga_id}, {len(open_session.files)} files, "
@@ -295,10 +325,10 @@ class ChapterUpload:
             owner = self.ledger.owner_of_session(open_session.id)
             begun = [key for key in self.ledger.begun_without_session(open_session.manga_id) if key != self.plan.key]
             if owner is not None:
-                whose = (f"it is the unfinished upload of {_key_label(owner)} from an earlier run of mdupload "
+                whose = (f"it is the unfinished upload of {ChapterKey(*owner).label} from an earlier run of mdupload "
                          "(run `mdupload upload` for that chapter to finish it)")
             elif begun and not open_session.files:
-                whose = (f"it may be the session an earlier run of {_key_label(begun[-1])} began just before it was "
+                whose = (f"it may be the session an earlier run of {ChapterKey(*begun[-1]).label} began just before it was "
                          "stopped (run `mdupload upload` for that chapter to finish it), or someone uploading "
                          "through the website right now")
             else:
@@ -308,7 +338,7 @@ class ChapterUpload:
                 hint="Wait for it to finish, or run again with --abandon-open (or `mdupload sessions --abandon`) "
                      "to abandon it.")
         self.to_abandon = open_session
-        return "ABANDONING"
+        return State.ABANDONING
 
     def _is_ours(self, session: UploadSession, earlier: EarlierRun | None) -> bool:
         if session.manga_id != self.plan.manga or set(session.group_ids) != set(self.plan.groups):
@@ -322,14 +352,14 @@ class ChapterUpload:
         # Killed after asking to begin, before the answer: claim a session begun since then that no other
         # chapter of the ledger owns, holding nothing but pages of this plan (so that even a wrong claim
         # would lose nothing: every file in it is one of these pages, byte for byte).
-        return (earlier.state == "BEGINNING" and session.created_at >= earlier.at - BEGIN_CLOCK_SLACK
+        return (earlier.state == State.BEGINNING and session.created_at >= earlier.at - BEGIN_CLOCK_SLACK
                 and self.ledger.owner_of_session(session.id) is None and self._begun_for_this_plan(session))
 
     def _earlier_commit_went_through(self, session_id: str | None) -> str:
         """FINDING_SESSION after a lost commit answer: the session is closed, so look for the chapter."""
         self.result.chapter_id = self._chapter_of_lost_commit(session_id)
         self._notice(f"the commit of an earlier run went through: chapter {self.result.chapter_id}")
-        return "SKIPPED"
+        return State.SKIPPED
 
     def _chapter_of_lost_commit(self, session_id: str | None) -> str:
         """The chapter a commit whose answer was lost created (its session is closed); the caller's COMMITTED
@@ -345,10 +375,10 @@ class ChapterUpload:
         return chapter_id
 
     def _approval_then_begin(self) -> str:
-        if self.client.check_approval_required(self.plan.manga, self.plan.language):
+        if self.lookups.check_approval_required(self.plan.manga, self.plan.language):
             self._notice("MangaDex will hold this chapter for staff approval before readers see it "
                          "(a group's first upload in this language, or the manga requires it)")
-        return "BEGINNING"
+        return State.BEGINNING
 
     # --- ABANDONING, BEGINNING, RESUMING --------------------------------------------------------
 
@@ -362,7 +392,7 @@ class ChapterUpload:
                 self.ledger.forget_session(owner)
         self.client.abandon_session(session.id)
         if self.skip_after_abandon:
-            return "SKIPPED"  # the SKIPPED record forgets this chapter's session
+            return State.SKIPPED  # the SKIPPED record forgets this chapter's session
         return self._approval_then_begin()
 
     def _step_beginning(self) -> str:
@@ -385,8 +415,8 @@ class ChapterUpload:
                 if attempt == BEGIN_ATTEMPTS:
                     raise  # no session was opened: nothing to clean up
                 self._sleep(self.options.retry_backoff_s * 2 ** (attempt - 1))
-        self._record("BEGINNING", session_id=self.session.id, detail="session begun")
-        return "UPLOADING"
+        self._record(State.BEGINNING, session_id=self.session.id, detail="session begun")
+        return State.UPLOADING
 
     def _begun_for_this_plan(self, session: UploadSession) -> bool:
         """A new chapter's session for this manga and groups, holding nothing but pages of this plan."""
@@ -402,7 +432,7 @@ class ChapterUpload:
     def _step_resuming(self) -> str:
         self._notice(f"resuming session {self.session.id} of an earlier run ({len(self.session.files)} files there)")
         self._adopt_session_files(self.session.files)
-        return "UPLOADING"
+        return State.UPLOADING
 
     # --- UPLOADING and RECONCILING ------------------------------------------------------------
 
@@ -413,7 +443,7 @@ class ChapterUpload:
                 self._sleep(self.options.retry_backoff_s * 2 ** (self.upload_rounds - 1))
             self.upload_rounds += 1
             self._upload(pending)
-        return "RECONCILING"
+        return State.RECONCILING
 
     def _upload(self, pages: list[PlannedPage]) -> None:
         batches = [pages[i:i + limits.FILES_PER_REQUEST] for i in range(0, len(pages), limits.FILES_PER_REQUEST)]
@@ -459,7 +489,7 @@ class ChapterUpload:
         self._adopt_session_files(session.files)
         missing = [p for p in self.plan.pages if p.upload_name not in self.file_ids]
         if not missing:
-            return "COMMITTING"
+            return State.COMMITTING
         if self.upload_rounds > self.options.retry_rounds:
             for p in missing:
                 self.failures.setdefault(p.upload_name, "not in the session after every retry")
@@ -467,7 +497,7 @@ class ChapterUpload:
             raise UploadFailed(f"{len(missing)} page(s) still failed after {self.options.retry_rounds} retries: {names}.",
                                hint="Fix or re-export those pages and run again; the pages already uploaded are kept "
                                     "in the session and will not be sent again.")
-        return "UPLOADING"
+        return State.UPLOADING
 
     def _adopt_session_files(self, files: tuple[SessionFile, ...]) -> None:
         """Match the session's files to the plan (name and size, confirmed by the hash); delete the rest.
@@ -513,18 +543,11 @@ class ChapterUpload:
                                    hint="Run again later: the session and its pages are kept.") from None
             still_open = self.client.get_open_session()
             if still_open is not None and still_open.id == self.session.id:
-                return "RECONCILING"  # provably not committed: check the files, commit again
+                return State.RECONCILING  # provably not committed: check the files, commit again
             self.result.chapter_id = self._chapter_of_lost_commit(self.session.id)
-            return "COMMITTED"
+            return State.COMMITTED
         self.result.chapter_id = chapter.id
-        return "COMMITTED"  # recorded with the chapter id, the session forgotten in the same write
-
-
-def _key_label(key: tuple) -> str:
-    """A ledger key as people know the chapter: "vol 1 chapter 3 (en)", "oneshot (en)"."""
-    _manga, language, _groups, volume, chapter = key
-    name = "oneshot" if chapter is None else f"chapter {chapter}"
-    return f"{'vol ' + volume + ' ' if volume else ''}{name} ({language})"
+        return State.COMMITTED  # recorded with the chapter id, the session forgotten in the same write
 
 
 def _reason_for(name: str, errors) -> str | None:

@@ -47,6 +47,7 @@ FAILED = "failed"
 LOCK_FILE = ".mdupload-watch.lock"
 # A folder holding one of these is still being downloaded, however long it has been quiet.
 IN_PROGRESS_SUFFIXES = (".part", ".partial", ".crdownload", ".download", ".tmp")
+SETTLE_S = 30  # an item is taken once its sizes and times have not changed for this long
 EVENT_GAP = 1.0  # seconds: a burst of watchdog events (an archive written in chunks) wakes the watcher once
 
 _log = logging.getLogger("mdupload.watch")
@@ -107,7 +108,7 @@ class _Tracked:
 class Watcher:
     """Publishes the items of one inbox; `poll()` is one step, `run_once()` and `run_forever()` loop over it."""
 
-    def __init__(self, inbox: Path, series: Sequence[Series], publish: Publish, *, settle: float = 30.0,
+    def __init__(self, inbox: Path, series: Sequence[Series], publish: Publish, *, settle: float = SETTLE_S,
                  rescan_every: float = 10.0, clock: Callable[[], float] = time.monotonic,
                  wall_clock: Callable[[], float] = time.time, sleep: Callable[[float], object] = time.sleep,
                  log: Callable[[str], None] = _to_stderr):
@@ -445,7 +446,7 @@ def _lock(inbox: Path):
     return handle, None
 
 
-def run_watch(inbox, series_paths: Sequence, *, publish: Publish, settle: float = 30.0, once: bool = False,
+def run_watch(inbox, series_paths: Sequence, *, publish: Publish, settle: float = SETTLE_S, once: bool = False,
               rescan_every: float = 10.0, log: Callable[[str], None] = _to_stderr) -> int:
     """`mdupload watch`: returns the exit code; raises MdUploadError (AuthError stops it with exit code 3).
 

@@ -304,7 +304,7 @@ def _child(spec: dict) -> None:
 
     def connect() -> MangaDexClient:
         client = MangaDexClient(api_url=os.environ["MDUPLOAD_API_URL"], auth_url=os.environ["MDUPLOAD_AUTH_URL"],
-                                credentials=Credentials.from_env())
+                                credentials=Credentials.from_env(os.environ))
         client.tokens.access_token()  # signed in before the upload's clock starts, for every method alike
         return client
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import psutil
 from PIL import Image
 
-from mdupload.fixes import apply_fixes
+from mdupload.fixes.apply import apply_fixes
 from mdupload.images import check_page
 from mdupload.pages import Page
 

@@ -15,11 +15,14 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from mdupload import accounts
-from mdupload.accounts import AccountStore, config_dir, resolve
+from mdupload.accounts import store as account_store
+from mdupload.accounts.resolve import resolve
+from mdupload.accounts.store import AccountStore
 from mdupload.cli import main
+from mdupload.commands import login as login_command
 from mdupload.errors import EXIT_AUTH, EXIT_USAGE, AuthError
 from mdupload.sandbox import DEMO_ACCOUNT, Account, SandboxConfig, start_sandbox
+from mdupload.settings import config_dir
 from tests.e2e import run_cli
 
 pytestmark = pytest.mark.e2e
@@ -121,22 +124,22 @@ def test_ci_forbids_prompting_even_on_a_terminal(monkeypatch):
             return True
 
     monkeypatch.setattr("sys.stdin", Terminal())
-    assert accounts._interactive({}) is True
-    assert accounts._interactive({"CI": "true"}) is False
+    assert login_command._interactive({}) is True
+    assert login_command._interactive({"CI": "true"}) is False
     with pytest.raises(AuthError, match=r"MDUPLOAD_PASSWORD is not set, and mdupload does not prompt here \(CI is set\)"):
-        accounts._gather("demo", {"CI": "1", "MDUPLOAD_CLIENT_ID": "c", "MDUPLOAD_CLIENT_SECRET": "s"})
+        login_command._gather("demo", {"CI": "1", "MDUPLOAD_CLIENT_ID": "c", "MDUPLOAD_CLIENT_SECRET": "s"})
 
 
 def test_in_a_terminal_login_asks_for_what_is_missing_with_hidden_secrets(sandbox, env, monkeypatch):
-    monkeypatch.setattr(accounts, "_interactive", lambda environ: True)
+    monkeypatch.setattr(login_command, "_interactive", lambda environ: True)
     prompts = []
-    real_prompt = accounts.click.prompt
+    real_prompt = login_command.click.prompt
 
     def recording_prompt(text, **kwargs):
         prompts.append((text, kwargs.get("hide_input", False)))
         return real_prompt(text, **kwargs)
 
-    monkeypatch.setattr(accounts.click, "prompt", recording_prompt)
+    monkeypatch.setattr(login_command.click, "prompt", recording_prompt)
     result = CliRunner().invoke(main, ["login"], input=f"demo\n{DEMO_ACCOUNT.password}\nmdupload-demo\n"
                                                       f"{DEMO_ACCOUNT.client_secret}\n",
                                 env={**env, **hosts(sandbox)})
@@ -203,7 +206,7 @@ def test_a_store_that_is_a_link_or_someone_elses_is_refused(tmp_path, monkeypatc
     (folder / "accounts.json").unlink()
     (folder / "accounts.json").write_text('{"format": 1, "accounts": []}')
     (folder / "accounts.json").chmod(0o600)
-    monkeypatch.setattr(accounts.os, "geteuid", lambda: os.stat(folder / "accounts.json").st_uid + 1)
+    monkeypatch.setattr(account_store.os, "geteuid", lambda: os.stat(folder / "accounts.json").st_uid + 1)
     with pytest.raises(AuthError, match="belongs to another user"):
         AccountStore(folder).accounts()
 
@@ -298,12 +301,12 @@ class MemoryKeyring:
 
 
 def invoke(args, env, keyring):
-    original = accounts._LazyKeyring.backend
-    accounts._LazyKeyring.backend = lambda self: keyring
+    original = account_store._LazyKeyring.backend
+    account_store._LazyKeyring.backend = lambda self: keyring
     try:
         return CliRunner().invoke(main, args, env=env)
     finally:
-        accounts._LazyKeyring.backend = original
+        account_store._LazyKeyring.backend = original
 
 
 def test_with_a_system_keyring_the_secrets_go_there_and_the_file_lists_the_account_only(sandbox, env):

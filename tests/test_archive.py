@@ -17,7 +17,6 @@ from mdupload.archive import (
     ArchiveTarget,
     archive_after_upload,
     archive_chapters,
-    chapter_web_url,
     checked_pages,
     resolve_target,
 )
@@ -29,6 +28,7 @@ from mdupload.output import Reporter
 from mdupload.publish import upload_manifest
 from mdupload.sandbox import SandboxConfig, start_sandbox
 from mdupload.upload import UploadOptions
+from mdupload.vocabulary import chapter_url
 from tests.e2e import LANRARAGI_KEY as KEY
 from tests.e2e import copy_example
 from tests.test_athome import DEMO, client_for, publish_example
@@ -249,9 +249,9 @@ def test_a_category_name_instead_of_an_id_names_the_manifest_line(tmp_path):
 
 
 def test_the_web_url_follows_the_api_host():
-    assert chapter_web_url("https://api.mangadex.org", "c1") == "https://mangadex.org/chapter/c1"
-    assert chapter_web_url("https://api.mangadex.dev", "c1") == "https://mangadex.dev/chapter/c1"
-    assert chapter_web_url("http://127.0.0.1:5000", "c1") == "http://127.0.0.1:5000/chapter/c1"
+    assert chapter_url("https://api.mangadex.org", "c1") == "https://mangadex.org/chapter/c1"
+    assert chapter_url("https://api.mangadex.dev", "c1") == "https://mangadex.dev/chapter/c1"
+    assert chapter_url("http://127.0.0.1:5000", "c1") == "http://127.0.0.1:5000/chapter/c1"
 
 
 def test_archive_ids_are_known_before_uploading(tmp_path):

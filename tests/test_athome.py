@@ -1,4 +1,4 @@
-"""Reading published chapters back through MangaDex@Home (mdupload/athome.py), against the sandbox.
+"""Reading published chapters back through MangaDex@Home (mdupload/athome.py, pull.py, verify.py), against the sandbox.
 
 Each of MangaDex@Home's rules is proved from the sandbox's own request log and its recorded
 reports: no token on image requests, a report for every image, a new base URL after a 403 or a
@@ -17,16 +17,12 @@ import responses
 from PIL import Image
 
 from mdupload.athome import (
-    MAX_FAILING_NODES,
-    PULL_RECORD,
     REPORT_URL_ENV,
     AtHomeError,
     AtHomeReader,
     ChapterNotFound,
     NotReadableYet,
     image_session,
-    local_pages_from_disk,
-    verify_chapters,
 )
 from mdupload.errors import UsageError
 from mdupload.ledger import Ledger
@@ -35,8 +31,10 @@ from mdupload.mangadex.client import MangaDexClient
 from mdupload.manifest import load_manifest
 from mdupload.output import Reporter
 from mdupload.publish import upload_manifest
+from mdupload.pull import MAX_FAILING_NODES, PULL_RECORD, pull_chapter
 from mdupload.sandbox import SandboxConfig, start_sandbox
 from mdupload.upload import UploadOptions
+from mdupload.verify import local_pages_from_disk, verify_chapters
 from tests.e2e import copy_example
 
 DEMO = Credentials(username="demo", password="demo", client_id="mdupload-demo", client_secret="demo-secret")
@@ -117,7 +115,7 @@ def test_pages_arrive_in_order_with_no_token_on_any_image_and_a_report_for_each(
     netrc.write_text("machine 127.0.0.1 login someone password hunter22\n")
     monkeypatch.setenv("NETRC", str(netrc))
 
-    result = reader_for(sandbox, client).download(ids["1"], tmp_path / "pulled")
+    result = pull_chapter(reader_for(sandbox, client), ids["1"], tmp_path / "pulled")
 
     assert [f.name for f in result.files] == [f"{n:03d}.png" for n in range(1, 11)]
     assert [f.read_bytes() for f in result.files] == c001(tmp_path)
@@ -140,17 +138,17 @@ def test_a_second_pull_downloads_nothing_and_a_lost_page_is_fetched_again(sandbo
     _manifest, _ledger, ids = published
     reader = reader_for(sandbox)
     dest = tmp_path / "pulled"
-    reader.download(ids["1"], dest)
+    pull_chapter(reader, ids["1"], dest)
     before = len(image_requests(sandbox))
 
-    again = reader.download(ids["1"], dest)
+    again = pull_chapter(reader, ids["1"], dest)
     assert (again.downloaded, again.kept) == (0, 10)
     assert len(image_requests(sandbox)) == before
 
     (dest / "003.png").unlink()
     (dest / "007.png").write_bytes(b"half a pag")  # not the size the record says: not complete
     (dest / "008.png.part").write_bytes(b"left by a killed run")
-    third = reader.download(ids["1"], dest)
+    third = pull_chapter(reader, ids["1"], dest)
     assert (third.downloaded, third.kept) == (2, 8)
     assert [f.read_bytes() for f in third.files] == c001(tmp_path)
     assert sorted(p.name for p in dest.iterdir()) == [PULL_RECORD] + [f"{n:03d}.png" for n in range(1, 11)]
@@ -164,17 +162,17 @@ def test_a_pull_never_overwrites_files_it_did_not_write(sandbox, published, tmp_
     mine.mkdir()
     (mine / "001.png").write_bytes(b"my own scan")
     with pytest.raises(UsageError, match="001.png, which mdupload did not write"):
-        reader.download(ids["1"], mine)
+        pull_chapter(reader, ids["1"], mine)
     assert (mine / "001.png").read_bytes() == b"my own scan"
 
-    reader.download(ids["2"], tmp_path / "two")
+    pull_chapter(reader, ids["2"], tmp_path / "two")
     with pytest.raises(UsageError, match=f"holds the pages of another chapter \\({ids['2']}\\)"):
-        reader.download(ids["1"], tmp_path / "two")
+        pull_chapter(reader, ids["1"], tmp_path / "two")
 
 
 def test_data_saver_pages_come_from_data_saver(sandbox, published, tmp_path):
     _manifest, _ledger, ids = published
-    result = reader_for(sandbox).download(ids["2"], tmp_path / "small", data_saver=True)
+    result = pull_chapter(reader_for(sandbox), ids["2"], tmp_path / "small", data_saver=True)
     assert [f.name for f in result.files] == [f"{n:03d}.jpg" for n in range(1, 7)]
     assert all("/data-saver/" in r["path"] for r in image_requests(sandbox))
 
@@ -182,7 +180,7 @@ def test_data_saver_pages_come_from_data_saver(sandbox, published, tmp_path):
 def test_a_failing_node_is_replaced_and_every_failure_is_reported(tmp_path):
     with start_sandbox(SandboxConfig(rate_limits=False, athome_fail_rate=0.3, seed=11)) as sandbox:
         _manifest, _ledger, ids = publish_example(sandbox, tmp_path)
-        result = reader_for(sandbox).download(ids["1"], tmp_path / "pulled")
+        result = pull_chapter(reader_for(sandbox), ids["1"], tmp_path / "pulled")
         state = sandbox.state()
     assert state["faults"]["injected"].get("athome_fail", 0) >= 1  # the seed makes nodes fail
     assert [f.read_bytes() for f in result.files] == c001(tmp_path)
@@ -210,7 +208,7 @@ def test_an_expired_base_url_403_brings_a_new_one(tmp_path):
     session.get = get_slowly_after_the_first_page
     with start_sandbox(SandboxConfig(rate_limits=False, athome_url_ttl=0.5)) as sandbox:
         _manifest, _ledger, ids = publish_example(sandbox, tmp_path)
-        result = reader_for(sandbox, concurrency=1, session=session).download(ids["2"], tmp_path / "pulled")
+        result = pull_chapter(reader_for(sandbox, concurrency=1, session=session), ids["2"], tmp_path / "pulled")
         state = sandbox.state()
     statuses = [r["status"] for r in state["requests"] if "/data/" in r["path"]]
     assert 403 in statuses and statuses[-1] == 200
@@ -225,7 +223,7 @@ def test_nodes_that_never_work_are_given_up_within_a_few_base_urls_and_the_rate_
         _manifest, _ledger, ids = publish_example(sandbox, tmp_path, client, chapters=["1"])
         reader = reader_for(sandbox, client)  # one client, one rate limiter for everything this process sends
         with pytest.raises(AtHomeError) as raised:
-            reader.download(ids["1"], tmp_path / "pulled")
+            pull_chapter(reader, ids["1"], tmp_path / "pulled")
         asks = athome_asks(sandbox)
     assert str(raised.value).startswith(f"MangaDex@Home failed to serve chapter {ids['1']} from {MAX_FAILING_NODES} "
                                         "base URLs in a row (last: ")
@@ -239,7 +237,7 @@ def test_a_chapter_not_processed_yet_is_not_readable_until_it_is(tmp_path):
         _manifest, _ledger, ids = publish_example(sandbox, tmp_path)
         reader = reader_for(sandbox)
         with pytest.raises(NotReadableYet, match="still processing"):
-            reader.download(ids["1"], tmp_path / "early")
+            pull_chapter(reader, ids["1"], tmp_path / "early")
         assert reader.wait_until_readable([ids["1"]], 0).readable == {}
         waits = []
         found = reader.wait_until_readable([ids["1"]], 20, on_wait=lambda pending, pause: waits.append(pause))
@@ -249,7 +247,7 @@ def test_a_chapter_not_processed_yet_is_not_readable_until_it_is(tmp_path):
 
 def test_an_unknown_chapter_is_named(sandbox, tmp_path):
     with pytest.raises(ChapterNotFound, match="MangaDex has no chapter 0b9e5e3c-5d07-4d5f-a1c6-1b1e5d2c7a10"):
-        reader_for(sandbox).download("0b9e5e3c-5d07-4d5f-a1c6-1b1e5d2c7a10", tmp_path / "x")
+        pull_chapter(reader_for(sandbox), "0b9e5e3c-5d07-4d5f-a1c6-1b1e5d2c7a10", tmp_path / "x")
 
 
 # --- the rules where the sandbox cannot go: MangaDex's own hosts, a report endpoint that fails ---------
@@ -273,7 +271,7 @@ def test_images_from_mangadex_org_are_not_reported(tmp_path):
     with responses.RequestsMock(assert_all_requests_are_fired=False) as http:
         _served(http, "https://uploads.mangadex.org", 200)
         reader = AtHomeReader(MangaDexClient(rate_limiter=None), environ={})
-        assert reader.download(CHAPTER, tmp_path / "p").downloaded == 1
+        assert pull_chapter(reader, CHAPTER, tmp_path / "p").downloaded == 1
         assert [c.request.url for c in http.calls if "report" in c.request.url] == []
 
 
@@ -282,7 +280,7 @@ def test_a_failed_report_is_ignored(tmp_path, report_status):
     with responses.RequestsMock() as http:
         _served(http, "https://abc.xyz.mangadex.network:44300/tok", report_status)
         reader = AtHomeReader(MangaDexClient(rate_limiter=None), environ={})
-        result = reader.download(CHAPTER, tmp_path / "p")
+        result = pull_chapter(reader, CHAPTER, tmp_path / "p")
         [report] = [c.request for c in http.calls if c.request.url.endswith("/report")]
     assert result.files[0].read_bytes() == b"\x89PNG page"
     assert report.body and b'"cached": true' in report.body and b'"bytes": 9' in report.body

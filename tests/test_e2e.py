@@ -387,10 +387,11 @@ def test_a_watcher_killed_mid_upload_and_restarted_finishes_without_a_duplicate(
 
 
 def test_a_sign_in_refused_mid_run_keeps_what_was_published_and_stops_the_rest(sandbox, series, tmp_path):
-    from mdupload.cli import publish_and_report
     from mdupload.errors import AuthError
     from mdupload.manifest import load_manifest
-    from mdupload.output import Reporter
+    from mdupload.output import Reporter, publication_json
+    from mdupload.publish import publish_manifest
+    from mdupload.settings import Settings
 
     manifest = load_manifest(series)
     client = MangaDexClient(api_url=sandbox.api_url, auth_url=sandbox.auth_url, rate_limiter=None,
@@ -403,10 +404,10 @@ def test_a_sign_in_refused_mid_run_keeps_what_was_published_and_stops_the_rest(s
         return sent(session_id, *args, **kwargs)
 
     client.upload_files = refused_after_the_first_chapter
-    document = publish_and_report(manifest, list(manifest.chapters), reporter=Reporter(quiet=True),
-                                  options=UploadOptions(), connect=lambda: client,
-                                  ledger=Ledger(tmp_path / "ledger.sqlite"), api_url=sandbox.api_url,
-                                  accept_terms=True)
+    publication = publish_manifest(manifest, list(manifest.chapters), Settings.build(accept_terms=True),
+                                   reporter=Reporter(quiet=True), options=UploadOptions(), connect=lambda: client,
+                                   ledger=Ledger(tmp_path / "ledger.sqlite"), api_url=sandbox.api_url)
+    document = publication_json(publication)
     assert document["ok"] is False and document["signed_out"] is True and "mdupload login" in document["error"]
     statuses = [(c["chapter"], c["status"]) for c in document["chapters"]]
     assert statuses == [("1", "uploaded"), ("2", "failed"), ("2.5", "failed")]
@@ -418,6 +419,7 @@ def test_an_unexpected_error_is_one_redacted_line_not_a_traceback(monkeypatch, s
     from click.testing import CliRunner
 
     import mdupload.cli as cli
+    from mdupload.commands import validate
     from mdupload.redact import register_secret
 
     register_secret("s3cr3t-token-value")
@@ -425,7 +427,7 @@ def test_an_unexpected_error_is_one_redacted_line_not_a_traceback(monkeypatch, s
     def broken(_path):
         raise RuntimeError("the token s3cr3t-token-value went somewhere odd")
 
-    monkeypatch.setattr(cli, "load_manifest", broken)
+    monkeypatch.setattr(validate, "load_manifest", broken)
     result = CliRunner().invoke(cli.main, ["validate", str(series), "--json"])
     assert result.exit_code == 1
     assert "Traceback" not in result.output and "s3cr3t-token-value" not in result.output

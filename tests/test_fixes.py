@@ -17,9 +17,13 @@ from hypothesis import strategies as st
 from natsort import natsorted, ns
 from PIL import ExifTags, Image, ImageChops, ImageSequence, JpegImagePlugin
 
-from mdupload import fixes, limits
+from mdupload import limits
 from mdupload.checks import check_chapter, fix_chapter
-from mdupload.fixes import apply_fixes, choose_cuts, plan_fix
+from mdupload.fixes import plan as fix_plan
+from mdupload.fixes.apply import apply_fixes
+from mdupload.fixes.encode import JPEG_MIN_QUALITY
+from mdupload.fixes.plan import JPEG_QUALITY, plan_fix
+from mdupload.fixes.strip import choose_cuts, piece_count
 from mdupload.images import check_page
 from mdupload.manifest import ChapterSpec
 from mdupload.pages import Page
@@ -323,7 +327,7 @@ def test_an_oversize_png_is_reencoded_under_the_limit_and_the_loss_is_reported(t
     assert "at maximum PNG compression it is" in note and "re-encoded as JPEG quality" in note
     assert note.endswith("(lossy)")
     quality = int(note.split("JPEG quality ")[1].split(" ")[0])
-    assert fixes.JPEG_MIN_QUALITY <= quality < fixes.JPEG_QUALITY  # found by the search, not the first try
+    assert JPEG_MIN_QUALITY <= quality < JPEG_QUALITY  # found by the search, not the first try
 
 
 def test_an_oversize_page_that_cannot_fit_is_reported_with_the_numbers(tmp_path):
@@ -336,11 +340,11 @@ def test_an_oversize_page_that_cannot_fit_is_reported_with_the_numbers(tmp_path)
     assert fixed.pages == [report.page]
     [problem] = fixed.problems
     assert problem.severity == "error" and problem.code == "file-too-large"
-    assert "MB" in problem.message and "transparency" in problem.message
+    assert "MiB" in problem.message and "transparency" in problem.message
 
 
 def test_a_page_larger_than_the_decoding_bound_is_not_fixable(monkeypatch, strip):
-    monkeypatch.setattr(fixes, "MAX_PIXELS", 1_000_000)
+    monkeypatch.setattr(fix_plan, "MAX_PIXELS", 1_000_000)
     plan = plan_fix(report_for(strip))
     assert not plan.fixable and "800 x 32,000 px" in plan.description
 
@@ -397,7 +401,7 @@ def test_a_second_run_reuses_the_cache_and_does_no_work(chapter, tmp_path):
 def test_cuts_always_make_the_planned_pieces_within_the_limit(length, seed, align):
     rng = random.Random(seed)
     scores = [rng.choice([0, 0, rng.randrange(500)]) for _ in range(length + 1)]
-    pieces = fixes.piece_count(length)
+    pieces = piece_count(length)
 
     cuts = choose_cuts(scores, length, pieces, align=align)
 
@@ -451,7 +455,7 @@ def test_every_fixable_problem_names_exactly_the_repair_fix_makes(name, strip, t
 
 
 def test_a_page_fix_cannot_repair_is_an_error_with_the_reason(monkeypatch, strip):
-    monkeypatch.setattr(fixes, "MAX_PIXELS", 1_000_000)
+    monkeypatch.setattr(fix_plan, "MAX_PIXELS", 1_000_000)
     report = check_page(Page(path=strip, origin="012.png", upload_name="012.png"))
     assert [(p.code, p.severity) for p in report.problems] == [("side-too-long", "error")]
     assert report.problems[0].fix == plan_fix(report).description

@@ -169,8 +169,8 @@ def test_a_file_over_the_size_limit_is_fixable_by_re_encoding(tmp_path):
     path.write_bytes((CORPUS / "hopper.jpg").read_bytes() + b"\0" * limits.BYTES_PER_FILE)
     report = check_page(page(path))
     assert [(p.code, p.severity, p.fix) for p in report.problems] == [
-        ("file-too-large", "fixable", "re-encode it as JPEG at the highest quality under 20.0 MB (lossy)")]
-    assert "20.0 MB" in report.problems[0].message
+        ("file-too-large", "fixable", "re-encode it as JPEG at the highest quality under 20.0 MiB (lossy)")]
+    assert "20.0 MiB" in report.problems[0].message
 
 
 def test_a_file_too_large_to_inspect_is_an_error_without_reading_it_into_memory(tmp_path, monkeypatch):

@@ -10,12 +10,14 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
+from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from natsort import natsorted
 from PIL import Image
 
 from mdupload import limits
+from mdupload.cli import main
 from mdupload.errors import ManifestError, UsageError
 from mdupload.manifest import (
     MAX_BYTES,
@@ -203,10 +205,9 @@ def test_pages_expand_home_and_environment_variables(series, monkeypatch, tmp_pa
     (home / "releases" / "c$2").mkdir()
     (home / "releases" / "c$2" / "1.png").write_bytes(b"")
     monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("RELEASES", str(home / "releases"))
     text = HEAD + entry('"1"', "pages: ~/releases/c1") + entry('"2"', "pages: $RELEASES/c1.5.cbz") + entry(
         '"3"', "pages: ${RELEASES}/c$$2")
-    first, second, third = load_manifest(write(series, text)).chapters
+    first, second, third = load_manifest(write(series, text), {"RELEASES": str(home / "releases")}).chapters
     assert (first.pages, second.pages, third.pages) == (home / "releases" / "c1", home / "releases" / "c1.5.cbz",
                                                         home / "releases" / "c$2")
 
@@ -217,8 +218,7 @@ def test_pages_expand_home_and_environment_variables(series, monkeypatch, tmp_pa
     ("c$5", ["has a $ that starts no variable name"]),
     ("~no-such-user-here/c1", ["cannot tell which home folder"]),
 ])
-def test_pages_with_a_variable_that_cannot_be_expanded(series, monkeypatch, written, fragments):
-    monkeypatch.delenv("NOT_SET_ANYWHERE", raising=False)
+def test_pages_with_a_variable_that_cannot_be_expanded(series, written, fragments):
     assert_error(write(series, HEAD + ONE + entry('"2"', f"pages: {written}")), 8, "2", *fragments)
 
 
@@ -692,3 +692,13 @@ def test_validate_shows_each_schedule_in_utc_and_local_time_and_warns_of_a_past_
     assert result.exit_code == 0, result.output
     assert "  scheduled for 2030-12-24 09:00 UTC (10:00 CET, +01:00 here)" in result.output
     assert "warning: " in result.output and ":10 (chapter 2): `publish_at` 2020-01-01 12:00 UTC" in result.output
+
+
+def test_the_commands_expand_pages_from_the_environment_they_run_in(series, tmp_path):
+    """The command layer hands the process's variables to the manifest: `status` reads `$RELEASES`."""
+    manifest = write(series, HEAD + entry('"1"', "pages: $RELEASES/c1"))
+    env = {"RELEASES": str(series), "MDUPLOAD_LEDGER": str(tmp_path / "ledger.sqlite3")}
+    result = CliRunner().invoke(main, ["status", str(manifest)], env=env)
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(main, ["status", str(manifest)], env={**env, "RELEASES": str(tmp_path / "none")})
+    assert result.exit_code != 0 and "does not exist" in result.output

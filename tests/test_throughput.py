@@ -330,8 +330,8 @@ def test_with_deep_the_next_chapter_is_decoded_while_the_current_one_uploads(tmp
     fake.hold_first_upload = second_checked = threading.Event()
     checked = publish_module._deep_check
 
-    def deep_check(spec, workdir, fix):
-        report = checked(spec, workdir, fix)
+    def deep_check(spec, workdir, fix, fix_cache):
+        report = checked(spec, workdir, fix, fix_cache)
         if spec.chapter == "2":
             second_checked.set()
         return report
@@ -352,10 +352,10 @@ def test_a_page_only_the_deep_check_finds_damaged_stops_the_run_before_its_chapt
     fake.upload_files = lambda *args, _send=fake.upload_files, **kw: (uploading.set(), _send(*args, **kw))[1]
     checked = publish_module._deep_check
 
-    def deep_check(spec, workdir, fix):
+    def deep_check(spec, workdir, fix, fix_cache):
         if spec.chapter == "2":  # decoded (and found damaged) only once chapter 1 is on its way
             assert uploading.wait(20)
-        return checked(spec, workdir, fix)
+        return checked(spec, workdir, fix, fix_cache)
 
     monkeypatch.setattr(publish_module, "_deep_check", deep_check)
     reporter = Reporter(stream=io.StringIO(), force_plain=True)
@@ -381,8 +381,8 @@ def test_a_deep_failure_known_before_the_first_upload_means_nothing_is_uploaded(
     second_checked = threading.Event()
     checked = publish_module._deep_check
 
-    def deep_check(spec, workdir, fix):
-        report = checked(spec, workdir, fix)
+    def deep_check(spec, workdir, fix, fix_cache):
+        report = checked(spec, workdir, fix, fix_cache)
         if spec.chapter == "2":
             second_checked.set()
         return report
@@ -434,12 +434,12 @@ def test_plain_output_has_progress_lines_with_speed_and_a_line_per_finished_chap
     assert outcome.ok
     lines = reporter.stream.getvalue().splitlines()
     assert not any(ANSI.search(line) or "\r" in line for line in lines)
-    progress = [line for line in lines if re.match(r"chapter 1 \(en\): \d+/30 pages, [\d.]+ [KM]B of [\d.]+ [KM]B", line)]
+    progress = [line for line in lines if re.match(r"chapter 1 \(en\): \d+/30 pages, [\d.]+ MiB of [\d.]+ MiB", line)]
     assert [line.split(": ")[1].split(",")[0] for line in progress] == ["10/30 pages", "20/30 pages", "30/30 pages"]
-    assert all(re.search(r", [\d.]+ [KM]B/s", line) for line in progress)
+    assert all(re.search(r", [\d.]+ MiB/s", line) for line in progress)
     finished = [line for line in lines if " uploaded as chapter " in line]
     assert [line.split(":")[0] for line in finished] == ["chapter 1 (en)", "chapter 2 (en)"]
-    assert re.search(r"\(30 pages, [\d.]+ [KM]B sent in [\d.]+ s \([\d.]+ [KM]B/s\)\)$", finished[0])
+    assert re.search(r"\(30 pages, [\d.]+ MiB sent in [\d.]+ s \([\d.]+ MiB/s\)\)$", finished[0])
 
 
 def test_quiet_shows_nothing_when_all_goes_well_and_only_errors_when_not(tmp_path, ledger):

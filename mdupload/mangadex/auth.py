@@ -9,22 +9,17 @@ wait; a refused refresh falls back to the password grant when the password is kn
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from .. import limits
 from ..errors import AuthError
 from ..redact import register_secret
+from ..settings import CREDENTIAL_VARIABLES
 
-ENV_VARS = {
-    "username": "MDUPLOAD_USERNAME",
-    "password": "MDUPLOAD_PASSWORD",
-    "client_id": "MDUPLOAD_CLIENT_ID",
-    "client_secret": "MDUPLOAD_CLIENT_SECRET",
-}
+ENV_VARS = CREDENTIAL_VARIABLES  # username, password, client_id, client_secret: their MDUPLOAD_* variables
 
 CLIENT_HINT = ("Create a personal API client on mangadex.org (Settings > API Clients) and set "
                "MDUPLOAD_CLIENT_ID and MDUPLOAD_CLIENT_SECRET to its id and secret.")
@@ -54,9 +49,8 @@ class Credentials:
             register_secret(secret)
 
     @classmethod
-    def from_env(cls, environ=None) -> Credentials:
+    def from_env(cls, environ: Mapping[str, str]) -> Credentials:
         """Read MDUPLOAD_USERNAME, MDUPLOAD_PASSWORD, MDUPLOAD_CLIENT_ID and MDUPLOAD_CLIENT_SECRET."""
-        environ = os.environ if environ is None else environ
         values = {key: environ.get(var, "").strip() if key != "password" else environ.get(var, "")
                   for key, var in ENV_VARS.items()}
         missing = [ENV_VARS[key] for key, value in values.items() if not value]
@@ -66,9 +60,8 @@ class Credentials:
         return cls(**values)
 
     @staticmethod
-    def in_env(environ=None) -> bool:
+    def in_env(environ: Mapping[str, str]) -> bool:
         """Whether any MDUPLOAD_* credential variable is set: then the environment alone is used."""
-        environ = os.environ if environ is None else environ
         return any(environ.get(var, "").strip() for var in ENV_VARS.values())
 
     @classmethod

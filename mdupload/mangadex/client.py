@@ -9,9 +9,8 @@ or OutcomeUnknown for a POST that MangaDex did answer with success.
 from __future__ import annotations
 
 import ipaddress
-import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,21 +22,19 @@ from requests_toolbelt import MultipartEncoder, MultipartEncoderMonitor
 
 from .. import limits
 from ..errors import PageError, UsageError
+from ..settings import (
+    API_URL,
+    AUTH_URL,
+    DEV_API,
+    DEV_AUTH,
+    PRODUCTION_API,
+    PRODUCTION_AUTH,
+    TOKEN_PATH,
+)
 from .auth import Credentials, TokenManager
 from .errors import ApiError, ApiErrorDetail, OutcomeUnknown
 from .http import DEFAULT_TIMEOUT, Transport, parse_errors
 from .ratelimit import RateLimiter
-
-PRODUCTION_API = "https://api.mangadex.org"
-DEV_API = "https://api.mangadex.dev"
-TOKEN_PATH = "/realms/mangadex/protocol/openid-connect/token"
-PRODUCTION_AUTH = "https://auth.mangadex.org" + TOKEN_PATH
-DEV_AUTH = "https://auth.mangadex.dev" + TOKEN_PATH
-
-CONTENT_RATINGS = ("safe", "suggestive", "erotica", "pornographic")
-PAGE_SIZE = 100  # GET /chapter's largest limit
-MAX_LISTED = 10_000  # MangaDex refuses offset + limit beyond this
-
 
 # --- hosts -----------------------------------------------------------------------------------
 
@@ -47,22 +44,21 @@ class Hosts:
     auth_url: str  # the full token URL
 
 
-def resolve_hosts(api_url: str | None = None, auth_url: str | None = None, dev: bool = False,
-                  environ=None) -> Hosts:
+def resolve_hosts(api_url: str | None = None, auth_url: str | None = None, dev: bool = False, *,
+                  environ: Mapping[str, str]) -> Hosts:
     """Where to talk to: the option, else --dev, else MDUPLOAD_API_URL / MDUPLOAD_AUTH_URL, else production.
 
     The auth setting is the full token URL; given only an origin, the MangaDex realm's token path
     is added. Plain http is accepted for loopback hosts only (the sandbox), since the password and
     the tokens travel in these requests.
     """
-    environ = os.environ if environ is None else environ
     api_source, auth_source = "--api-url", "--auth-url"
     if api_url is None:
-        api_url, api_source = (DEV_API, "--dev") if dev else (environ.get("MDUPLOAD_API_URL") or None,
-                                                              "MDUPLOAD_API_URL")
+        api_url, api_source = (DEV_API, "--dev") if dev else (environ.get(API_URL.variable) or None,
+                                                              API_URL.variable)
     if auth_url is None:
-        auth_url, auth_source = (DEV_AUTH, "--dev") if dev else (environ.get("MDUPLOAD_AUTH_URL") or None,
-                                                                 "MDUPLOAD_AUTH_URL")
+        auth_url, auth_source = (DEV_AUTH, "--dev") if dev else (environ.get(AUTH_URL.variable) or None,
+                                                                 AUTH_URL.variable)
     api_url = _checked_url(api_url or PRODUCTION_API, api_source).rstrip("/")
     auth_url = _checked_url(auth_url or PRODUCTION_AUTH, auth_source)
     if urlsplit(auth_url).path in ("", "/"):
@@ -276,7 +272,7 @@ class MangaDexClient:
         base = [("manga", manga), ("translatedLanguage[]", language), ("includeUnavailable", "1")]
         if chapter is not None:
             base.append(("chapter", chapter))
-        base += [("groups[]", g) for g in groups] + [("contentRating[]", r) for r in CONTENT_RATINGS]
+        base += [("groups[]", g) for g in groups] + [("contentRating[]", r) for r in limits.CONTENT_RATINGS]
         found: dict[str, Chapter] = {}
         for extra in ([], [("includeFuturePublishAt", "1")]):
             for item in self._list_chapters(base + extra):
@@ -286,8 +282,8 @@ class MangaDexClient:
 
     def _list_chapters(self, params: list[tuple[str, str]]) -> Iterator[Chapter]:
         offset = 0
-        while offset + PAGE_SIZE <= MAX_LISTED:
-            page = [("limit", str(PAGE_SIZE)), ("offset", str(offset))]
+        while offset + limits.LIST_PAGE_SIZE <= limits.LIST_WINDOW:
+            page = [("limit", str(limits.LIST_PAGE_SIZE)), ("offset", str(offset))]
             answer = self.transport.api("GET", "/chapter", params=params + page)
             data, total = _parse("GET /chapter", False,
                                  lambda d: ([_chapter(c) for c in d["data"]], int(d.get("total") or 0)), answer.data)

@@ -1,4 +1,4 @@
-"""The options several commands share (cli.py, accounts.py and readback_cli.py all use them)."""
+"""The options several commands share, and the clients and ledger they stand for."""
 
 from __future__ import annotations
 
@@ -6,8 +6,12 @@ from pathlib import Path
 
 import click
 
-from .ledger import Ledger, default_ledger_path
-from .upload import DEFAULT_CONCURRENCY
+from ..accounts.resolve import client_for
+from ..ci import GitHubActions
+from ..ledger import Ledger
+from ..mangadex.client import Hosts, MangaDexClient, resolve_hosts
+from ..settings import Environment, Settings
+from ..upload import DEFAULT_CONCURRENCY, STALE_AFTER_MIN
 
 
 def json_flag(f):
@@ -46,15 +50,42 @@ def ledger_option(f):
                         help="The ledger file (env MDUPLOAD_LEDGER; default in the user's state folder).")(f)
 
 
-def open_ledger(path: Path | None) -> Ledger:
-    return Ledger(path or default_ledger_path())
-
-
 accept_terms_option = click.option("--accept-terms", is_flag=True,
                                    help="Accept MangaDex's upload terms (or MDUPLOAD_ACCEPT_TERMS=1).")
-stale_after_option = click.option("--stale-after", type=click.FloatRange(min=0), default=10, show_default=True,
+stale_after_option = click.option("--stale-after", type=click.FloatRange(min=0), default=STALE_AFTER_MIN, show_default=True,
                                   metavar="MIN", help="An open session untouched this many minutes is abandoned.")
 concurrency_option = click.option(
     "--concurrency", type=click.IntRange(1, 8), default=None, metavar="N",
     help=f"Batches in flight at once within a session (default {DEFAULT_CONCURRENCY}, measured by make bench).")
 quiet_option = click.option("--quiet", is_flag=True, help="Print nothing on stderr but errors.")
+
+
+# --- the run's settings, and what they stand for -------------------------------------------------------
+
+def settings_for(**options) -> Settings:
+    """The run's settings: the command's options, the process's environment, the defaults (settings.py)."""
+    return Settings.build(Environment.current(), **options)
+
+
+def signed_in_client(settings: Settings) -> MangaDexClient:
+    """A signed-in client: MDUPLOAD_* credentials when set, else the account `mdupload login` stored for this
+    API (MDUPLOAD_ACCOUNT picks one when several are stored); see accounts/resolve.py."""
+    return client_for(settings.api_url, settings.auth_url, settings.dev, environ=settings.environ)
+
+
+def hosts_of(settings: Settings) -> Hosts:
+    return resolve_hosts(settings.api_url, settings.auth_url, settings.dev, environ=settings.environ)
+
+
+def reading_client(settings: Settings) -> MangaDexClient:
+    """A MangaDex client without credentials: reading needs no account, so no token exists to leak."""
+    hosts = hosts_of(settings)
+    return MangaDexClient(api_url=hosts.api_url, auth_url=hosts.auth_url)
+
+
+def open_ledger(settings: Settings) -> Ledger:
+    return Ledger(settings.ledger)
+
+
+def github(settings: Settings) -> GitHubActions:
+    return GitHubActions(settings.environ)

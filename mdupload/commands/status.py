@@ -1,0 +1,39 @@
+"""`mdupload status`: what the ledger knows of each chapter of the manifest (status.chapter_statuses)."""
+
+from __future__ import annotations
+
+import click
+
+from ..manifest import load_manifest
+from ..output import print_json, status_line
+from ..status import chapter_statuses
+from .options import (
+    chapter_option,
+    json_flag,
+    ledger_option,
+    manifest_argument,
+    open_ledger,
+    settings_for,
+)
+
+
+@click.command("status")
+@manifest_argument
+@chapter_option
+@ledger_option
+@json_flag
+def status(manifest, chapters, ledger_path, as_json):
+    """Show what the ledger knows of each chapter of the manifest.
+
+    Each chapter is not started, in progress (its state, pages uploaded / total, its session, and
+    whether an upload is running now or was interrupted), committed (the chapter id and when) or
+    failed (why). Nothing is asked of MangaDex.
+    """
+    settings = settings_for(ledger=ledger_path)
+    loaded = load_manifest(manifest, settings.environ)
+    specs = loaded.select(chapters)
+    statuses = chapter_statuses(loaded, specs, open_ledger(settings))
+    for spec, chapter in zip(specs, statuses, strict=True):
+        click.echo(status_line(spec.label, chapter), err=True)
+    if as_json:
+        print_json({"ok": True, "chapters": [chapter.to_json() for chapter in statuses]})
