@@ -100,7 +100,7 @@ class Deadline:
         self.seconds = seconds
         self.min_rate = min_rate_bytes_s
         self._allowance = seconds + sending / min_rate_bytes_s
-        self._connections: list[HTTPConnection] = []
+        self._sockets: list[socket.socket] = []
         self._started = 0.0
         self._outer: Deadline | None = None
         self.expired = False
@@ -113,8 +113,8 @@ class Deadline:
     def expires_at(self) -> float:
         return self._started + self._allowance
 
-    def watch(self, connection: HTTPConnection) -> None:
-        self._connections.append(connection)
+    def watch(self, sock: socket.socket) -> None:
+        self._sockets.append(sock)
 
     def __enter__(self) -> Deadline:
         self._started = time.monotonic()
@@ -135,13 +135,11 @@ class Deadline:
 
     def _expire(self) -> None:
         self.expired = True
-        for connection in self._connections:
-            sock = getattr(connection, "sock", None)
-            if sock is not None:
-                try:  # socket.socket's own shutdown: an SSLSocket's would tear down its state under the reader
-                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
-                except OSError:
-                    pass
+        for sock in self._sockets:
+            try:  # socket.socket's own shutdown: an SSLSocket's would tear down its state under the reader
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+            except OSError:  # closed already
+                pass
 
 
 _current = threading.local()
@@ -175,7 +173,7 @@ class _Watchdog:
                 now = time.monotonic()
                 for deadline in self._active:
                     if now >= deadline.expires_at:
-                        deadline._expire()  # again on every tick: a connection may get its socket late
+                        deadline._expire()  # again on every tick: a socket may come late
                 self._changed.wait(WATCH_TICK_S)
 
 
@@ -183,15 +181,30 @@ _WATCHDOG = _Watchdog()
 
 
 def _watched(connection_class: type[HTTPConnection]) -> type[HTTPConnection]:
+    """The connection class, its sockets handed to the thread's current Deadline (new and reused ones).
+
+    The socket itself is kept: http.client lets go of it (sock = None) once an answer says Connection: close,
+    while the answer is still being read from it.
+    """
     class Watched(connection_class):
+        def _new_conn(self):
+            sock = super()._new_conn()
+            _watch(sock)
+            return sock
+
         def request(self, *args, **kwargs):
-            deadline = getattr(_current, "deadline", None)
-            if deadline is not None:
-                deadline.watch(self)
+            if self.sock is not None:
+                _watch(self.sock)
             return super().request(*args, **kwargs)
 
     Watched.__name__ = Watched.__qualname__ = f"Watched{connection_class.__name__}"
     return Watched
+
+
+def _watch(sock: socket.socket) -> None:
+    deadline = getattr(_current, "deadline", None)
+    if deadline is not None:
+        deadline.watch(sock)
 
 
 class _WatchedHTTPPool(HTTPConnectionPool):

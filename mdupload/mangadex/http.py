@@ -258,6 +258,8 @@ class Transport:
 
     def _attempt(self, request: _Request) -> _Raw:
         ticket = self.rate_limiter.acquire(request.method, request.path) if request.api and self.rate_limiter else None
+        if request.authed and request.api and self.tokens is not None:
+            self.tokens.access_token()  # sign in (if need be) before this request's deadline starts: it has its own
         data, headers, close = request.body() if request.body else (request.form, {}, lambda: None)
         started = time.monotonic()
         deadline = self.timeouts.deadline(f"{request.where} at {_host(request.url)}",
