@@ -133,7 +133,8 @@ class Deadline:
                 f"{TOTAL_ENV} and {MIN_RATE_ENV} change it)") from exc
         return False
 
-    def _expire(self) -> None:
+    def expire(self) -> None:
+        """Called by the watchdog once the deadline passed (and on every tick after): end the sockets."""
         self.expired = True
         for sock in self._sockets:
             try:  # socket.socket's own shutdown: an SSLSocket's would tear down its state under the reader
@@ -173,7 +174,7 @@ class _Watchdog:
                 now = time.monotonic()
                 for deadline in self._active:
                     if now >= deadline.expires_at:
-                        deadline._expire()  # again on every tick: a socket may come late
+                        deadline.expire()  # again on every tick: a socket may come late
                 self._changed.wait(WATCH_TICK_S)
 
 

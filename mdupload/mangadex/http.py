@@ -262,8 +262,7 @@ class Transport:
             self.tokens.access_token()  # sign in (if need be) before this request's deadline starts: it has its own
         data, headers, close = request.body() if request.body else (request.form, {}, lambda: None)
         started = time.monotonic()
-        deadline = self.timeouts.deadline(f"{request.where} at {_host(request.url)}",
-                                          sending=super_len(data) if data is not None else 0)
+        deadline = self.timeouts.deadline("the answer", sending=super_len(data) if data is not None else 0)
         try:
             with deadline:
                 response = self._request(request, data, headers, close, started)
