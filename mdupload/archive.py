@@ -25,6 +25,7 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 from .checks import checked_report
+from .deadlines import Timeouts
 from .errors import AuthError, ManifestError, MdUploadError, UsageError
 from .lanraragi import (
     CATEGORY_ID,
@@ -177,7 +178,7 @@ def archive_after_upload(manifest: Manifest, results: Sequence, ledger: Ledger, 
     """
     target = target or resolve_target(manifest, to, environ=environ)
     lanraragi = lanraragi or LanraragiClient.from_env(target.url, environ=environ)
-    mangadex = mangadex or MangaDexClient(api_url=api_url)
+    mangadex = mangadex or MangaDexClient(api_url=api_url, timeouts=Timeouts.from_env(environ))
     by_key = {manifest.chapter_key(spec): spec for spec in manifest.chapters}
     done = [r for r in results if r.status in (Status.UPLOADED, Status.SKIPPED) and r.chapter_id and r.plan.key in by_key]
     planned = {r.plan.key: [p.path for p in r.plan.pages] for r in done}

@@ -32,9 +32,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import requests
-from requests.adapters import HTTPAdapter
 
 from . import __version__
+from .deadlines import MAX_IMAGE_BYTES, BoundedAdapter, DeadlineExceeded, Timeouts
 from .errors import MdUploadError, UsageError
 from .mangadex.client import MangaDexClient
 from .mangadex.errors import NotFound
@@ -46,8 +46,7 @@ log = logging.getLogger("mdupload.athome")
 REPORT_URL_ENV = REPORT_URL_SETTING.variable
 OFFICIAL_HOST_MARK = "mangadex.org"  # images from a base URL containing this are not reported
 CONCURRENCY = 3  # pages downloading at once
-IMAGE_TIMEOUT = (10.0, 60.0)  # seconds to connect, seconds between bytes
-REPORT_TIMEOUT = (5.0, 10.0)
+REPORT_DEADLINE_S = 10.0  # a report is told once and forgotten: never wait long for it
 POLL_FIRST_S = 1.0  # --wait: first pause between asks, doubled up to POLL_MAX_S
 POLL_MAX_S = 15.0
 USER_AGENT = f"mdupload/{__version__} (+https://github.com/mdupload/mdupload)"
@@ -149,7 +148,7 @@ def image_session(pool_size: int = CONCURRENCY) -> requests.Session:
     session.headers["User-Agent"] = USER_AGENT
     session.headers.pop("Via", None)
     session.auth = _NoAuthorization()
-    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(pool_size, 1), max_retries=0)
+    adapter = BoundedAdapter(pool_connections=4, pool_maxsize=max(pool_size, 1), max_retries=0)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     return session
@@ -163,13 +162,13 @@ class AtHomeReader:
 
     def __init__(self, client: MangaDexClient, *, report_url: str | None = None,
                  environ: Mapping[str, str], concurrency: int = CONCURRENCY,
-                 session: requests.Session | None = None, image_timeout=IMAGE_TIMEOUT,
+                 session: requests.Session | None = None, timeouts: Timeouts | None = None,
                  sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic):
         self.client = client
         self.report_url = resolve_report_url(report_url, environ=environ)
         self.concurrency = max(1, concurrency)
         self.images = session or image_session(self.concurrency)
-        self.image_timeout = image_timeout
+        self.timeouts = timeouts or Timeouts.from_env(environ)
         self._sleep = sleep
         self._clock = clock
 
@@ -220,8 +219,8 @@ class AtHomeReader:
             pause = min(pause * 2, POLL_MAX_S)
 
     def fetch(self, url: str, part: Path) -> tuple[Transfer, str]:
-        """GET one image into `part`, streaming: how it went, and the SHA-256 of what came. Never raises
-        for what the network does."""
+        """GET one image into `part`, streaming, within its deadline and MAX_IMAGE_BYTES: how it went, and
+        the SHA-256 of what came. Never raises for what the network does."""
         started = time.monotonic()
         received, status, cached = 0, None, False
         digest = hashlib.sha256()
@@ -230,8 +229,9 @@ class AtHomeReader:
             return Transfer(url, success, status, received, round((time.monotonic() - started) * 1000),
                             cached, error), digest.hexdigest()
 
+        deadline = self.timeouts.deadline("the image")
         try:
-            with self.images.get(url, stream=True, timeout=self.image_timeout) as response:
+            with deadline, self.images.get(url, stream=True, timeout=self.timeouts.between_bytes) as response:
                 status = response.status_code
                 cached = response.headers.get("X-Cache", "").strip().upper().startswith("HIT")
                 if status != 200:
@@ -240,9 +240,13 @@ class AtHomeReader:
                 try:
                     with open(part, "wb") as out:
                         for chunk in response.iter_content(CHUNK_BYTES):
+                            deadline.moved(len(chunk))
+                            received += len(chunk)
+                            if received > MAX_IMAGE_BYTES:
+                                return done(False, f"more than {MAX_IMAGE_BYTES // (1024 * 1024)} MB, larger than "
+                                                   "any page MangaDex accepts")
                             out.write(chunk)
                             digest.update(chunk)
-                            received += len(chunk)
                 except OSError as exc:
                     if isinstance(exc, requests.RequestException):
                         raise
@@ -254,13 +258,18 @@ class AtHomeReader:
                 if received == 0:
                     return done(False, "an empty answer")
                 return done(True)
+        except DeadlineExceeded as exc:
+            return done(False, str(exc))
         except requests.RequestException as exc:
             return done(False, type(exc).__name__)
 
     def report(self, transfer: Transfer) -> None:
         """Tell the network how the image went; whatever happens to the report is ignored."""
         try:
-            self.images.post(self.report_url, json=transfer.report(), timeout=REPORT_TIMEOUT).close()
+            with self.timeouts.deadline("the MangaDex@Home report", total_s=min(REPORT_DEADLINE_S,
+                                                                                  self.timeouts.total_s)):
+                self.images.post(self.report_url, json=transfer.report(), stream=True,  # its body is never read
+                                 timeout=(self.timeouts.connect_s, REPORT_DEADLINE_S)).close()
         except requests.RequestException as exc:
             log.debug("the MangaDex@Home report failed (ignored): %s", type(exc).__name__)
 

@@ -25,6 +25,7 @@ import base64
 import dataclasses
 import hashlib
 import html
+import json
 import logging
 import os
 import re
@@ -38,9 +39,11 @@ from pathlib import Path
 from typing import Literal
 
 import requests
+from requests.utils import super_len
 from requests_toolbelt import MultipartEncoder, MultipartEncoderMonitor
 
 from . import __version__
+from .deadlines import MAX_ANSWER_BYTES, BoundedAdapter, Timeouts, read_capped
 from .errors import AuthError, MdUploadError, PageError, UsageError
 from .redact import register_secret
 from .settings import LANRARAGI_KEY
@@ -56,7 +59,6 @@ ZIP_FILE_MODE = 0o100644  # a regular file, rw-r--r--
 ZIP_SYSTEM_UNIX = 3
 CBZ_MIME = "application/vnd.comicbook+zip"
 MAX_FILENAME_BYTES = 200  # the server cuts names at 255 bytes including ".upload"; stay well below
-CONNECT_TIMEOUT_S = 10.0
 
 DAMAGED_ATTEMPTS = 3  # 417: send the file this many times in all before giving up
 LOCKED_ATTEMPTS = 5  # 423: ask this many times in all; the waits between are 2, 4, 8 and 16 s,
@@ -262,12 +264,12 @@ class LanraragiClient:
     """One LANraragi server. Every method raises MdUploadError (AuthError for a refused key)."""
 
     def __init__(self, base_url: str, api_key: str | None = None, *, sleep: Callable[[float], None] = time.sleep,
-                 timeout: float = 300.0, session: requests.Session | None = None):
+                 timeouts: Timeouts | None = None, session: requests.Session | None = None):
         self.base_url = _server_root(base_url)
         self._sleep = sleep
-        self._timeout = timeout
+        self._timeouts = timeouts or Timeouts()
         self._has_key = bool(api_key)
-        self._session = session or requests.Session()
+        self._session = session or _session()
         self._session.headers["User-Agent"] = f"mdupload/{__version__}"
         if api_key:
             bearer = base64.b64encode(api_key.encode()).decode("ascii")
@@ -277,7 +279,9 @@ class LanraragiClient:
 
     @classmethod
     def from_env(cls, base_url: str, *, environ: Mapping[str, str], **kwargs) -> LanraragiClient:
-        """A client with the API key from MDUPLOAD_LANRARAGI_KEY (none when unset: an open server)."""
+        """A client with the API key from MDUPLOAD_LANRARAGI_KEY (none when unset: an open server) and the
+        run's time bounds."""
+        kwargs.setdefault("timeouts", Timeouts.from_env(environ))
         return cls(base_url, environ.get(KEY_ENV) or None, **kwargs)
 
     def exists(self, arcid: str) -> bool:
@@ -362,7 +366,7 @@ class LanraragiClient:
     # --- internals ---
 
     def _send(self, path: Path, checksum: str, title: str, tags: Sequence[str], category_id: str | None,
-              on_bytes: Callable[[int], None] | None) -> requests.Response:
+              on_bytes: Callable[[int], None] | None) -> _Answer:
         with path.open("rb") as file:
             fields = {"file": (path.name, file, CBZ_MIME), "file_checksum": checksum, "tags": ",".join(tags)}
             if title:
@@ -379,7 +383,7 @@ class LanraragiClient:
             return result
         return dataclasses.replace(result, category_added=self.ensure_category(result.id, category_id))
 
-    def _duplicate(self, path: Path, local_id: str, response: requests.Response) -> ArchiveResult:
+    def _duplicate(self, path: Path, local_id: str, response: _Answer) -> ArchiveResult:
         # The 409's id is computed from the bytes just sent, so it matches ours either way: ask.
         if _json(response).get("id") == local_id and self.exists(local_id):
             return ArchiveResult(local_id, "already-there", path.name)
@@ -421,19 +425,31 @@ class LanraragiClient:
         self._sleep(delay)
         return True
 
-    def _request(self, method: str, path: str, **kwargs) -> requests.Response:
+    def _request(self, method: str, path: str, *, data=None, headers: dict | None = None) -> _Answer:
+        """Send one request; its answer is streamed up to MAX_ANSWER_BYTES, all within its deadline."""
+        deadline = self._timeouts.deadline(f"LANraragi at {self.base_url} answering {method} {path}",
+                                           sending=super_len(data) if data is not None else 0)
         try:
-            return self._session.request(method, self.base_url + path, timeout=(CONNECT_TIMEOUT_S, self._timeout),
-                                         **kwargs)
+            with deadline, self._session.request(method, self.base_url + path, data=data, headers=headers, stream=True,
+                                                 timeout=self._timeouts.between_bytes) as response:
+                content, too_large = read_capped(response, MAX_ANSWER_BYTES, deadline)
         except requests.Timeout as exc:
-            raise LanraragiError(f"LANraragi at {self.base_url} did not answer {method} {path} within "
-                                 f"{self._timeout:g} s.", hint=_RERUN_IS_SAFE) from exc
+            raise LanraragiError(f"{exc}." if deadline.expired else
+                                 f"LANraragi at {self.base_url} stopped answering {method} {path} for "
+                                 f"{self._timeouts.idle_s:g} s.", hint=_RERUN_IS_SAFE) from None
         except requests.RequestException as exc:
             raise LanraragiError(f"cannot reach LANraragi at {self.base_url} ({type(exc).__name__}).",
                                  hint="check the url in the manifest's lanraragi: section and that the server "
                                       "is running. " + _RERUN_IS_SAFE) from exc
+        if too_large:
+            raise LanraragiError(
+                f"{self.base_url} answered {method} {path} ({response.status_code}) with more than "
+                f"{MAX_ANSWER_BYTES // (1024 * 1024)} MB; no LANraragi answer is that large, so it was not read.",
+                status=response.status_code,
+                hint="check that the url in the manifest's lanraragi: section is a LANraragi server. " + _RERUN_IS_SAFE)
+        return _Answer(response.status_code, response.reason or "", content)
 
-    def _error(self, response: requests.Response, doing: str) -> MdUploadError:
+    def _error(self, response: _Answer, doing: str) -> MdUploadError:
         status = response.status_code
         if status == 401:
             hint = (f"the key in {KEY_ENV} is not the one in LANraragi's settings; copy it again."
@@ -447,12 +463,35 @@ class LanraragiClient:
 _RERUN_IS_SAFE = "Rerunning is safe: an archive already stored is not sent again."
 
 
+def _session() -> requests.Session:
+    session = requests.Session()
+    for scheme in ("https://", "http://"):
+        session.mount(scheme, BoundedAdapter())
+    return session
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """A LANraragi answer, read whole (within the cap)."""
+
+    status_code: int
+    reason: str
+    content: bytes
+
+    def json(self):
+        return json.loads(self.content)  # a ValueError when it is not JSON
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
+
+
 def _server_root(url: str) -> str:
     root = url.rstrip("/")
     return root.removesuffix("/api")
 
 
-def _json(response: requests.Response | None, default=None):
+def _json(response: _Answer | None, default=None):
     """The answer's JSON document; `default` ({} unless given) when it has none."""
     fallback = {} if default is None else default
     try:
@@ -462,7 +501,7 @@ def _json(response: requests.Response | None, default=None):
     return document if isinstance(document, type(fallback)) else fallback
 
 
-def _message(response: requests.Response) -> str:
+def _message(response: _Answer) -> str:
     """What the server said: its `error` text, its validation errors, or the start of the body."""
     try:
         document = response.json()

@@ -14,8 +14,11 @@ reset or written over.
 
 from __future__ import annotations
 
+import errno
 import json
+import logging
 import os
+import shutil
 import sqlite3
 import threading
 import time
@@ -26,7 +29,11 @@ from pathlib import Path
 from .errors import LedgerError
 from .vocabulary import LOOKING_AROUND
 
+log = logging.getLogger("mdupload.ledger")
+
 SCHEMA_VERSION = 3
+DISK_FULL_BYTES = 1024 * 1024  # an SQLite I/O error with less room than this left is taken for a full disk
+_NO_ROOM_OR_READ_ONLY = (errno.ENOSPC, errno.EROFS)
 
 # Each entry upgrades a ledger from version N-1 to N; a fresh ledger runs them all.
 _MIGRATIONS = {
@@ -154,6 +161,8 @@ class Ledger:
             raise
         except OSError as exc:
             self._close_db()
+            if exc.errno in _NO_ROOM_OR_READ_ONLY:
+                raise self._error(exc) from None
             raise LedgerError(f"cannot open the ledger {self.path}: {exc.strerror or exc}.",
                               hint="Check the path, or choose another with --ledger PATH.") from None
 
@@ -175,8 +184,20 @@ class Ledger:
                 f"{self.path} is an SQLite database of another program (tables {', '.join(sorted(tables))}), "
                 "not an mdupload ledger.", hint="Choose another file with --ledger PATH; this one is left as it is.")
 
-    def _error(self, exc: sqlite3.Error) -> LedgerError:
+    def _error(self, exc: sqlite3.Error | OSError) -> LedgerError:
+        """What went wrong, and what to do: a full disk and a read-only ledger are not damage."""
         text = str(exc)
+        extended = getattr(exc, "sqlite_errorcode", None)
+        code = extended & 0xFF if isinstance(extended, int) else None  # the primary code
+        if code == sqlite3.SQLITE_FULL or getattr(exc, "errno", None) == errno.ENOSPC or self._disk_full(code):
+            return LedgerError(f"the disk holding the ledger {self.path} is full; free space and run again: it resumes.",
+                               hint="The ledger is intact and the rerun needs it: keep it where it is.")
+        if code == sqlite3.SQLITE_READONLY or getattr(exc, "errno", None) == errno.EROFS or (
+                code == sqlite3.SQLITE_CANTOPEN and self._read_only()):
+            return LedgerError(f"the ledger {self.path} cannot be written: it, its folder or its disk is read-only "
+                               f"({text}).",
+                               hint="Make it writable (or mount the disk read-write) and run again: it resumes. "
+                                    "The ledger is intact and the rerun needs it: keep it where it is.")
         if "locked" in text or "busy" in text:
             return LedgerError(f"the ledger {self.path} is locked by another mdupload process.",
                                hint="Wait for it to finish, or point this run at another ledger with --ledger PATH.")
@@ -184,6 +205,20 @@ class Ledger:
             f"the ledger {self.path} is damaged or is not an mdupload ledger ({text}).",
             hint="Move it aside (it is never reset silently) and run again; the duplicate check on MangaDex "
                  "still protects chapters that were already published.")
+
+    def _read_only(self) -> bool:
+        """Whether the ledger (or, when it does not exist yet, its folder) cannot be written."""
+        return not os.access(self.path if self.path.exists() else self.path.parent, os.W_OK) or (
+            self.path.exists() and not os.access(self.path.parent, os.W_OK))  # the WAL files go beside it
+
+    def _disk_full(self, code: int | None) -> bool:
+        """An I/O error writing the ledger while its disk has no room left (how SQLite reports some ENOSPC)."""
+        if code != sqlite3.SQLITE_IOERR:
+            return False
+        try:
+            return shutil.disk_usage(self.path.parent).free < DISK_FULL_BYTES
+        except OSError:
+            return False
 
     def _migrate(self) -> None:
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
@@ -198,8 +233,16 @@ class Ledger:
                 self._db.execute(f"PRAGMA user_version={target}")
                 self._db.execute("COMMIT")
             except sqlite3.Error:
-                self._db.execute("ROLLBACK")
+                self._roll_back()
                 raise
+
+    def _roll_back(self) -> None:
+        """End the failed transaction; SQLite may have ended it already (a full disk does), or fail to."""
+        try:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+        except sqlite3.Error as exc:
+            log.debug("rollback after a failed write: %s", exc)
 
     def _write(self, statements: list[tuple[str, tuple]]) -> None:
         with self._lock:
@@ -211,8 +254,7 @@ class Ledger:
                     self._db.execute(sql, args)
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
+                self._roll_back()
                 raise self._error(exc) from None
 
     def _read(self, sql: str, args: tuple = ()) -> list[tuple]:
@@ -227,6 +269,8 @@ class Ledger:
         try:
             handle = open(self.lock_path, "a+")  # noqa: SIM115 - kept open while this process writes
         except OSError as exc:
+            if exc.errno in _NO_ROOM_OR_READ_ONLY:
+                raise self._error(exc) from None
             raise LedgerError(f"cannot create the lock file {self.lock_path}: {exc.strerror or exc}.",
                               hint="Check the folder's permissions, or choose another ledger with --ledger PATH.") from None
         deadline = time.monotonic() + WRITER_WAIT_S
@@ -244,10 +288,15 @@ class Ledger:
                     hint="Wait for it to finish (`mdupload status` shows its progress), or give this run another "
                          "ledger with --ledger PATH; two uploads must not resume the same session at once.")
             time.sleep(0.05)
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
+        try:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(str(os.getpid()))
+            handle.flush()
+        except OSError as exc:
+            _unlock(handle)
+            handle.close()
+            raise self._error(exc) from None
         self._writer = handle
 
     def writer_running(self) -> bool:

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import platformdirs
 
+from . import deadlines
+
 APP_NAME = "mdupload"
 OFF_VALUES = ("0", "no", "false", "off")
 ON_VALUES = ("1", "true", "yes")
@@ -77,9 +79,19 @@ LANRARAGI_KEY = Setting("lanraragi_key", "MDUPLOAD_LANRARAGI_KEY", None, "none (
 REPORT_URL_SETTING = Setting("report_url", "MDUPLOAD_REPORT_URL", None, REPORT_URL,
                              "where reads from MangaDex@Home nodes are reported")
 
+TIMEOUT = Setting("timeout", deadlines.TOTAL_ENV, None, f"{deadlines.DEFAULT_TOTAL_S:g} s",
+                  "the time one request may take before the bytes it moves extend it (docs/bounds.md)")
+TIMEOUT_MIN_RATE = Setting("timeout_min_rate", deadlines.MIN_RATE_ENV, None,
+                           f"{deadlines.DEFAULT_MIN_RATE_KB_S:g} KB/s", "each KB a request moves adds 1/rate seconds")
+TIMEOUT_CONNECT = Setting("timeout_connect", deadlines.CONNECT_ENV, None, f"{deadlines.DEFAULT_CONNECT_S:g} s",
+                          "the time to connect")
+TIMEOUT_IDLE = Setting("timeout_idle", deadlines.IDLE_ENV, None, f"{deadlines.DEFAULT_IDLE_S:g} s",
+                       "the longest silence between two bytes")
+
 SETTINGS: tuple[Setting, ...] = (API_URL, AUTH_URL, USERNAME, PASSWORD, CLIENT_ID, CLIENT_SECRET, ACCOUNT,
                                  CONFIG_DIR, KEYRING, LEDGER, CACHE_DIR, ACCEPT_TERMS, LANRARAGI_URL,
-                                 LANRARAGI_KEY, REPORT_URL_SETTING)
+                                 LANRARAGI_KEY, REPORT_URL_SETTING, TIMEOUT, TIMEOUT_MIN_RATE, TIMEOUT_CONNECT,
+                                 TIMEOUT_IDLE)
 CREDENTIAL_VARIABLES = {s.name: s.variable for s in (USERNAME, PASSWORD, CLIENT_ID, CLIENT_SECRET)}
 
 
@@ -127,6 +139,11 @@ class Settings:
     @property
     def environ(self) -> Mapping[str, str]:
         return self.environment.environ
+
+    @property
+    def timeouts(self) -> deadlines.Timeouts:
+        """How long and how large an answer every client of this run waits for."""
+        return deadlines.Timeouts.from_env(self.environ)
 
     @property
     def fix_cache(self) -> Path:

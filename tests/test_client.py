@@ -13,6 +13,7 @@ import responses
 from requests_toolbelt.multipart.decoder import MultipartDecoder
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
+from mdupload.deadlines import Timeouts
 from mdupload.errors import UsageError
 from mdupload.mangadex import (
     ApiError,
@@ -90,7 +91,8 @@ def sleeps():
 def client(sleeps):
     return MangaDexClient(api_url=API, auth_url=AUTH,
                           credentials=Credentials("demo", "password-123", "client-id", "client-secret-123"),
-                          rate_limiter=None, sleep=sleeps.append, clock=lambda: NOW, timeout=(3.0, 40.0))
+                          rate_limiter=None, sleep=sleeps.append, clock=lambda: NOW,
+                          timeouts=Timeouts(connect_s=3.0, idle_s=40.0))
 
 
 def api_calls(http, path: str | None = None, method: str | None = None):

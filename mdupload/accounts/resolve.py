@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from ..deadlines import Timeouts
 from ..errors import AuthError
 from ..mangadex.auth import ENV_VARS, Credentials
 from ..mangadex.client import (
@@ -85,6 +86,7 @@ def client_for(api_url: str | None = None, auth_url: str | None = None, dev: boo
                account: str | None = None, environ: Mapping[str, str], **client_options):
     """A MangaDexClient signed in as `resolve` says; a stored account's rotated refresh tokens are kept."""
     resolved = resolve(api_url, auth_url, dev, account=account, environ=environ)
+    client_options.setdefault("timeouts", Timeouts.from_env(environ))
     client = MangaDexClient(api_url=resolved.hosts.api_url, auth_url=resolved.hosts.auth_url,
                             credentials=resolved.credentials, **client_options)
     client.tokens.login_hint = resolved.login_hint

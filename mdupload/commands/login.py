@@ -13,6 +13,7 @@ from collections.abc import Mapping
 import click
 
 from ..accounts.store import AccountStore
+from ..deadlines import Timeouts
 from ..errors import AuthError
 from ..mangadex.auth import ENV_VARS, Credentials
 from ..mangadex.client import MangaDexClient, resolve_hosts
@@ -40,7 +41,8 @@ def login(username, api_url, auth_url, dev, as_json):
     values = _gather(username, environ)
     credentials = Credentials(values["username"], values["password"], values["client_id"], values["client_secret"])
     issued: list[tuple[str, float | None]] = []
-    client = MangaDexClient(api_url=hosts.api_url, auth_url=hosts.auth_url, credentials=credentials)
+    client = MangaDexClient(api_url=hosts.api_url, auth_url=hosts.auth_url, credentials=credentials,
+                            timeouts=Timeouts.from_env(environ))
     client.tokens.on_refresh_token = lambda token, expires_at: issued.append((token, expires_at))
     try:
         client.tokens.login()

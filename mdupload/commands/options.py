@@ -80,7 +80,7 @@ def hosts_of(settings: Settings) -> Hosts:
 def reading_client(settings: Settings) -> MangaDexClient:
     """A MangaDex client without credentials: reading needs no account, so no token exists to leak."""
     hosts = hosts_of(settings)
-    return MangaDexClient(api_url=hosts.api_url, auth_url=hosts.auth_url)
+    return MangaDexClient(api_url=hosts.api_url, auth_url=hosts.auth_url, timeouts=settings.timeouts)
 
 
 def open_ledger(settings: Settings) -> Ledger:

@@ -21,6 +21,7 @@ from urllib.parse import quote, urlsplit
 from requests_toolbelt import MultipartEncoder, MultipartEncoderMonitor
 
 from .. import limits
+from ..deadlines import Timeouts
 from ..errors import PageError, UsageError
 from ..settings import (
     API_URL,
@@ -33,7 +34,7 @@ from ..settings import (
 )
 from .auth import Credentials, TokenManager
 from .errors import ApiError, ApiErrorDetail, OutcomeUnknown
-from .http import DEFAULT_TIMEOUT, Transport, parse_errors
+from .http import Transport, parse_errors
 from .ratelimit import RateLimiter
 
 # --- hosts -----------------------------------------------------------------------------------
@@ -150,7 +151,7 @@ class MangaDexClient:
     """Thread-safe: batches of one session may be sent from several threads at once."""
 
     def __init__(self, *, api_url: str = PRODUCTION_API, auth_url: str = PRODUCTION_AUTH,
-                 credentials: Credentials | None = None, timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
+                 credentials: Credentials | None = None, timeouts: Timeouts | None = None,
                  rate_limiter: RateLimiter | None = _DEFAULT, retries: int = 3, backoff_s: float = 1.0,
                  pool_size: int = 16, sleep: Callable[[float], None] | None = None,
                  clock: Callable[[], float] | None = None):
@@ -163,7 +164,7 @@ class MangaDexClient:
         clock = clock or time.time
         if rate_limiter is _DEFAULT:
             rate_limiter = RateLimiter(monotonic=monotonic, wall=clock, sleep=sleep)
-        self.transport = Transport(api_url, auth_url, timeout=timeout, rate_limiter=rate_limiter, retries=retries,
+        self.transport = Transport(api_url, auth_url, timeouts=timeouts, rate_limiter=rate_limiter, retries=retries,
                                    backoff_s=backoff_s, pool_size=pool_size, sleep=sleep, clock=clock)
         if credentials is not None:
             self.transport.tokens = TokenManager(credentials, auth_url, self.transport.post_form, clock=clock)

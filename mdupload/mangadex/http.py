@@ -1,6 +1,7 @@
 """HTTP to MangaDex: one requests Session shared by every thread, and the rules every call follows.
 
-- A real User-Agent, timeouts (connect and read) on every request.
+- A real User-Agent; on every request a connect timeout, a timeout between bytes, and a total
+  deadline that grows with the bytes sent and received (deadlines.py), so a drip ends too.
 - The Bearer token goes only to the configured API and token origins (scheme, host, port): a request
   to any other host through this session carries none, and a redirect to another origin drops it for
   good (a redirect back does not restore it; a 401 from there is no reason to refresh).
@@ -8,7 +9,8 @@
 - Retries (tenacity) where they are safe: GET and DELETE on 5xx and lost answers; any request that
   provably did not reach MangaDex (no connection, 429, 503). A POST whose answer was lost raises
   OutcomeUnknown; a POST answered with another 5xx raises ServerError: the caller looks the state up.
-- Answers are read up to MAX_ANSWER_BYTES; unreadable ones become an ApiError, never a traceback.
+- Answers are streamed up to deadlines.MAX_ANSWER_BYTES (the rest is never read); unreadable ones
+  become an ApiError, never a traceback.
 - A debug trace on the `mdupload.http` logger, with headers and bodies redacted.
 """
 
@@ -25,10 +27,11 @@ from urllib.parse import urlsplit
 
 import requests
 import tenacity
-from requests.adapters import HTTPAdapter
+from requests.utils import super_len
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from .. import __version__, limits
+from ..deadlines import MAX_ANSWER_BYTES, BoundedAdapter, DeadlineExceeded, Timeouts, read_capped
 from ..errors import AuthError
 from ..redact import MASK, redact, redact_mapping
 from .auth import TokenManager
@@ -46,8 +49,6 @@ from .errors import (
 from .ratelimit import RateLimiter
 
 USER_AGENT = f"mdupload/{__version__} (+https://github.com/mdupload/mdupload)"
-DEFAULT_TIMEOUT = (10.0, 60.0)  # seconds to connect, seconds between bytes of the answer
-MAX_ANSWER_BYTES = 16 * limits.MB
 MAX_BACKOFF_S = 30.0
 MAX_RATE_LIMIT_WAIT_S = 300.0  # a 429 asking to wait longer is reported instead of slept through
 CAPTCHA_TITLE = "captcha_required_exception"
@@ -144,13 +145,13 @@ class _AnswerLost(Exception):
 class Transport:
     """Sends requests to the API host (and the token URL) following the rules above; thread-safe."""
 
-    def __init__(self, api_url: str, token_url: str, *, timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
+    def __init__(self, api_url: str, token_url: str, *, timeouts: Timeouts | None = None,
                  rate_limiter: RateLimiter | None = None, retries: int = 3, backoff_s: float = 1.0,
                  pool_size: int = 16, max_answer_bytes: int = MAX_ANSWER_BYTES,
                  sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.time):
         self.api_url = api_url.rstrip("/")
         self.token_url = token_url
-        self.timeout = timeout
+        self.timeouts = timeouts or Timeouts()
         self.rate_limiter = rate_limiter
         self.retries = retries
         self.backoff_s = backoff_s
@@ -161,7 +162,7 @@ class Transport:
         self.session = _Session()
         self.session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
         self.session.headers.pop("Via", None)
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
+        adapter = BoundedAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
         self.session.auth = BearerAuth({origin(self.api_url), origin(token_url)}, self._access_token)
@@ -257,12 +258,48 @@ class Transport:
 
     def _attempt(self, request: _Request) -> _Raw:
         ticket = self.rate_limiter.acquire(request.method, request.path) if request.api and self.rate_limiter else None
+        if request.authed and request.api and self.tokens is not None:
+            self.tokens.access_token()  # sign in (if need be) before this request's deadline starts: it has its own
         data, headers, close = request.body() if request.body else (request.form, {}, lambda: None)
         started = time.monotonic()
+        deadline = self.timeouts.deadline("the answer", sending=super_len(data) if data is not None else 0)
         try:
-            response = self.session.request(
+            with deadline:
+                response = self._request(request, data, headers, close, started)
+                try:
+                    content, too_large = read_capped(response, self.max_answer_bytes, deadline)
+                except (requests.RequestException, OSError) as exc:
+                    self._trace_failure(request, exc, started)
+                    request.maybe_done += 1
+                    raise _AnswerLost(exc) from exc
+                finally:
+                    response.close()
+        except DeadlineExceeded as exc:  # whatever the closed socket made of the request, the deadline ended it
+            self._trace_failure(request, exc, started)
+            if isinstance(exc.__cause__, _NotSent):
+                raise _NotSent(exc) from exc
+            if not isinstance(exc.__cause__, _AnswerLost):  # else counted already
+                request.maybe_done += 1
+            raise _AnswerLost(exc) from exc
+        if ticket is not None:
+            self.rate_limiter.observe(request.method, request.path, ticket, response.status_code, response.headers)
+        sent = response.request.headers.get("Authorization", "")
+        raw = _Raw(response.status_code, response.reason or "", response.headers, content, too_large,
+                   sent.removeprefix("Bearer ") or None)
+        self._trace(request, response, raw, started)
+        if raw.status >= 500:
+            request.maybe_done += 1
+        if raw.status == 429 or raw.status >= 500:
+            raise self._error(request, raw)
+        return raw
+
+    def _request(self, request: _Request, data, headers: dict, close: Callable[[], None],
+                 started: float) -> requests.Response:
+        """Send the request and read the answer's headers (its body is read by the caller)."""
+        try:
+            return self.session.request(
                 request.method, request.url, params=request.params, json=request.json, data=data, headers=headers,
-                timeout=self.timeout, stream=True, allow_redirects=request.method != "POST",
+                timeout=self.timeouts.between_bytes, stream=True, allow_redirects=request.method != "POST",
                 auth=None if request.authed else _no_auth)
         except requests.ConnectionError as exc:
             self._trace_failure(request, exc, started)
@@ -278,34 +315,6 @@ class Transport:
             raise ApiError(f"{request.where} could not be sent to {_host(request.url)}: {exc}.") from exc
         finally:
             close()
-        try:
-            content, too_large = self._read(response)
-        except (requests.RequestException, OSError) as exc:
-            self._trace_failure(request, exc, started)
-            request.maybe_done += 1
-            raise _AnswerLost(exc) from exc
-        finally:
-            response.close()
-        if ticket is not None:
-            self.rate_limiter.observe(request.method, request.path, ticket, response.status_code, response.headers)
-        sent = response.request.headers.get("Authorization", "")
-        raw = _Raw(response.status_code, response.reason or "", response.headers, content, too_large,
-                   sent.removeprefix("Bearer ") or None)
-        self._trace(request, response, raw, started)
-        if raw.status >= 500:
-            request.maybe_done += 1
-        if raw.status == 429 or raw.status >= 500:
-            raise self._error(request, raw)
-        return raw
-
-    def _read(self, response: requests.Response) -> tuple[bytes, bool]:
-        chunks, size = [], 0
-        for chunk in response.iter_content(64 * 1024):
-            size += len(chunk)
-            if size > self.max_answer_bytes:
-                return b"".join(chunks), True
-            chunks.append(chunk)
-        return b"".join(chunks), False
 
     # --- reading answers ----------------------------------------------------------------------
 
@@ -433,6 +442,8 @@ def _host(url: str) -> str:
 
 def _cause(exc: BaseException) -> str:
     inner = exc.args[0] if exc.args else exc
+    if isinstance(inner, DeadlineExceeded):
+        return redact(str(inner))
     return redact(type(inner).__name__ + (f": {inner}" if str(inner) else ""))
 
 
