@@ -53,7 +53,8 @@ def chapter_json(core: Core, chapter: Chapter, includes: frozenset[str] = frozen
 
 
 def processed(chapter: Chapter) -> bool:
-    return not chapter.awaiting_approval and now() >= chapter.readable_at
+    """Processed (and approved when it needed approval): listed, and its pages served."""
+    return now() >= chapter.readable_at
 
 
 def list_chapters(core: Core, request: Request, account: Account | None) -> Response:
@@ -123,10 +124,11 @@ def athome_server(core: Core, request: Request, account: Account | None, chapter
             del core.athome_bases[stale]
         token = secrets.token_urlsafe(24)
         core.athome_bases[token] = (chapter.id, chapter.hash, issued)
-        names = [page.name for page in chapter.pages] if processed(chapter) else []
+        pages = chapter.pages if processed(chapter) else []
         base = (core.config.athome_base_url or core.athome_url).rstrip("/")
         return json_response({"result": "ok", "baseUrl": f"{base}/{token}",
-                              "chapter": {"hash": chapter.hash, "data": names, "dataSaver": list(names)}})
+                              "chapter": {"hash": chapter.hash, "data": [page.name for page in pages],
+                                          "dataSaver": [page.saver_name for page in pages]}})
 
 
 def auth_check(core: Core, request: Request, account: Account | None) -> Response:

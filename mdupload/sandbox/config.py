@@ -16,6 +16,7 @@ import yaml
 DEMO_MANGA = "f9c33607-9180-4ba6-b85c-e4b5faee7192"
 ADULT_MANGA = "3f1c8a52-7d4e-4b9a-9c21-5e8f0a6b2d47"  # a pornographic title: hidden by the default ratings
 DEMO_GROUP = "145f9110-0a6c-4b71-8737-6acb1a3c5da4"
+DOCS_GROUP = "18dadd0b-cbce-41c4-a8a9-5e653780b9ff"  # the group of MangaDex's own upload documentation sample
 SECOND_GROUP = "6e9a1d8c-3f41-4a7e-9a59-2b7c0d5e8f13"
 
 _USER_NAMESPACE = uuid.UUID("0b7f6c2e-51a4-4d8e-9c3f-2a6e8d1b4f70")
@@ -60,7 +61,8 @@ DEFAULT_MANGAS = (
     Manga(DEMO_MANGA, "The Sandbox Chronicles", "safe"),
     Manga(ADULT_MANGA, "After Dark in the Sandbox", "pornographic"),
 )
-DEFAULT_GROUPS = (Group(DEMO_GROUP, "Sandbox Scans"), Group(SECOND_GROUP, "Second Shift Scans"))
+DEFAULT_GROUPS = (Group(DEMO_GROUP, "Sandbox Scans"), Group(SECOND_GROUP, "Second Shift Scans"),
+                  Group(DOCS_GROUP, "MangaDex Documentation Group"))
 
 
 @dataclass(frozen=True)
@@ -79,7 +81,13 @@ class SandboxConfig:
     rate_limits: bool = True
     token_lifetime: float = 900.0  # seconds an access token lives (expires_in)
     refresh_lifetime: float = 86_400.0  # seconds a refresh token lives (refresh_expires_in)
-    processing_delay: float = 0.0  # seconds before a committed chapter is readable through MangaDex@Home
+    # Seconds from a commit until MangaDex has processed the chapter (each chapter draws from 0.5x to 1.5x
+    # of it): until then it is absent from lists and served without pages. MangaDex publishes no figure;
+    # 4 s is far longer than a client's look-up right after its commit (every race shows) and short
+    # enough for rehearsals. 0: processed at once (tests that need speed say so explicitly).
+    processing_delay: float = 4.0
+    # Seconds a chapter that needs staff approval waits on top of its processing (MangaDex: hours or days).
+    approval_delay: float = 120.0
     athome_url_ttl: float = 900.0  # seconds a MangaDex@Home base URL stays valid (then 403)
     # the base URL GET /at-home/server hands out instead of the image host's (a hostile or broken node,
     # e.g. another loopback port, to test that no token goes there); None: the image host
@@ -104,7 +112,7 @@ class SandboxConfig:
                      "athome_fail_rate"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"{name} must be between 0 and 1, not {getattr(self, name)}")
-        for name in ("latency", "file_processing_time", "processing_delay", "lost_answer_stall"):
+        for name in ("latency", "file_processing_time", "processing_delay", "approval_delay", "lost_answer_stall"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} cannot be negative")
         if self.token_lifetime <= 0 or self.refresh_lifetime <= 0 or self.athome_url_ttl <= 0:

@@ -24,7 +24,10 @@ from .store import Chapter, Store
 
 
 class _QuietHandler(WSGIRequestHandler):
-    """The request log is the sandbox's own (Core.requests); werkzeug's access log stays silent."""
+    """HTTP/1.1 with persistent connections, as MangaDex's API keeps them; the request log is the
+    sandbox's own (Core.requests), werkzeug's access log stays silent."""
+
+    protocol_version = "HTTP/1.1"
 
     def log_request(self, code="-", size="-") -> None:
         pass
@@ -51,7 +54,8 @@ class RunningSandbox:
             leftover.unlink()
         seed = config.seed if config.seed is not None else random.SystemRandom().randrange(1 << 31)
         throttle = Throttle(config.bandwidth) if config.bandwidth else None
-        self._core = core = Core(config, store, Faults(config, seed), throttle, RateLimiter())
+        self._core = core = Core(config, store, Faults(config, seed), throttle, RateLimiter(),
+                                 processing_rng=random.Random(seed))
         with store.lock:
             store.records.accounts.update({a.username: dataclasses.asdict(a) for a in config.accounts})
             store.save()
