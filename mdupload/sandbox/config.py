@@ -48,13 +48,27 @@ DEMO_ACCOUNT = Account("demo", "demo", "mdupload-demo", "demo-secret")
 class Manga:
     id: str
     title: str
-    content_rating: str
+    content_rating: str = "safe"
+    original_language: str = "ja"
 
 
 @dataclass(frozen=True)
 class Group:
     id: str
     name: str
+
+
+@dataclass(frozen=True)
+class CatalogChapter:
+    """A chapter that already exists on MangaDex when the sandbox starts (from --catalog)."""
+
+    id: str
+    manga: str
+    chapter: str | None
+    language: str
+    groups: tuple[str, ...]
+    volume: str | None = None
+    title: str | None = None
 
 
 DEFAULT_MANGAS = (
@@ -76,6 +90,7 @@ class SandboxConfig:
     users: tuple[Account, ...] = ()  # accounts besides the demo one
     mangas: tuple[Manga, ...] = DEFAULT_MANGAS
     groups: tuple[Group, ...] = DEFAULT_GROUPS
+    chapters: tuple[CatalogChapter, ...] = ()  # published before the sandbox started (--catalog)
     # "MANGA:LOCALE" pairs whose uploads need staff approval; either side may be "*"
     approval_required: tuple[str, ...] = ()
     rate_limits: bool = True
@@ -138,7 +153,7 @@ class SandboxConfig:
 
 
 FIELDS = {f.name for f in dataclasses.fields(SandboxConfig)}
-_FILE_FIELDS = {"users", "mangas", "groups"}
+_FILE_FIELDS = {"users", "mangas", "groups", "chapters"}
 
 
 def load_profile(path: Path) -> dict:
@@ -204,6 +219,72 @@ def load_users(path: Path) -> tuple[Account, ...]:
         if twice:
             raise ConfigError(f"{path}: {label} used twice (the demo account has 'demo'/'mdupload-demo'): {twice}")
     return tuple(accounts)
+
+
+def load_catalog(path: Path) -> dict:
+    """A group's real series from a YAML/JSON file, added to the default catalogue:
+
+        mangas: [{id, title, contentRating (safe), originalLanguage (ja)}]
+        groups: [{id, name}]
+        chapters: [{manga, chapter, language, groups: [ids], volume, title, id}]  # already published
+
+    The SandboxConfig fields `mangas`, `groups` and `chapters` it sets."""
+    raw = _read(path)
+    if not isinstance(raw, dict) or set(raw) - {"mangas", "groups", "chapters"}:
+        raise ConfigError(f"{path}: a catalogue is a mapping with any of the lists mangas, groups, chapters")
+    mangas = [Manga(_uuid(path, "manga", i, e.get("id")), _text(path, "manga", i, e, "title"),
+                    _choice(path, i, e.get("contentRating", "safe")), str(e.get("originalLanguage", "ja")))
+              for i, e in _entries(path, raw, "mangas", {"id", "title", "contentRating", "originalLanguage"})]
+    groups = [Group(_uuid(path, "group", i, e.get("id")), _text(path, "group", i, e, "name"))
+              for i, e in _entries(path, raw, "groups", {"id", "name"})]
+    known_mangas = {m.id for m in (*DEFAULT_MANGAS, *mangas)}
+    known_groups = {g.id for g in (*DEFAULT_GROUPS, *groups)}
+    chapters = []
+    keys = {"id", "manga", "chapter", "language", "groups", "volume", "title"}
+    for index, entry in _entries(path, raw, "chapters", keys):
+        manga = _uuid(path, "chapter", index, entry.get("manga"))
+        chapter_groups = entry.get("groups", [])
+        if manga not in known_mangas:
+            raise ConfigError(f"{path}: chapter {index} is of manga {manga}, which is not in the catalogue")
+        if not isinstance(chapter_groups, list) or any(g not in known_groups for g in chapter_groups):
+            raise ConfigError(f"{path}: chapter {index}: groups must be a list of the catalogue's group ids")
+        number = entry.get("chapter")
+        language = str(entry.get("language", "en"))
+        ident = entry.get("id") or str(uuid.uuid5(_USER_NAMESPACE, f"{manga}|{number}|{language}|{chapter_groups}"))
+        chapters.append(CatalogChapter(_uuid(path, "chapter", index, ident), manga,
+                                       None if number is None else str(number), language, tuple(chapter_groups),
+                                       None if entry.get("volume") is None else str(entry["volume"]),
+                                       entry.get("title")))
+    return {"mangas": (*DEFAULT_MANGAS, *mangas), "groups": (*DEFAULT_GROUPS, *groups), "chapters": tuple(chapters)}
+
+
+def _entries(path: Path, raw: dict, name: str, keys: set[str]):
+    entries = raw.get(name) or []
+    if not isinstance(entries, list):
+        raise ConfigError(f"{path}: {name} must be a list")
+    for index, entry in enumerate(entries, 1):
+        if not isinstance(entry, dict) or set(entry) - keys:
+            raise ConfigError(f"{path}: {name} entry {index} must be a mapping of {', '.join(sorted(keys))}")
+        yield index, entry
+
+
+def _uuid(path: Path, what: str, index: int, value) -> str:
+    try:
+        return str(uuid.UUID(str(value)))
+    except ValueError:
+        raise ConfigError(f"{path}: {what} {index} needs an id that is a UUID, not {value!r}") from None
+
+
+def _text(path: Path, what: str, index: int, entry: dict, key: str) -> str:
+    if not isinstance(entry.get(key), str) or not entry[key]:
+        raise ConfigError(f"{path}: {what} {index} needs a {key}")
+    return entry[key]
+
+
+def _choice(path: Path, index: int, rating) -> str:
+    if rating not in ("safe", "suggestive", "erotica", "pornographic"):
+        raise ConfigError(f"{path}: manga {index}: contentRating must be safe, suggestive, erotica or pornographic")
+    return rating
 
 
 def _read(path: Path):

@@ -75,7 +75,7 @@ def begin_edit(core: Core, request: Request, account: Account, chapter_id: str) 
         if chapter.uploader != account.user_id:
             raise ApiError(401, "unauthorized_http_exception", "Only the chapter's uploader may edit it")
         if body["version"] != chapter.version:
-            raise _stale(chapter, body["version"])
+            raise stale_version(chapter, body["version"])
         return _start(core, account, chapter.manga_id, list(chapter.group_ids), chapter)
 
 
@@ -331,7 +331,7 @@ def _drop_files(core: Core, session: Session, file_ids: list[str]) -> set[str]:
     return hashes
 
 
-def _stale(chapter: Chapter, sent: int) -> ApiError:
+def stale_version(chapter: Chapter, sent: int) -> ApiError:
     return ApiError(409, "optimistic_lock_exception",
                     f"Chapter {chapter.id} is at version {chapter.version}, not {sent}: "
                     "read it again and start from its current version")
@@ -370,7 +370,7 @@ def _chapter_from(core: Core, session: Session, account: Account, draft: dict, p
         return chapter
     chapter = chapters[session.chapter_id]
     if chapter.version != session.chapter_version:
-        raise _stale(chapter, session.chapter_version)
+        raise stale_version(chapter, session.chapter_version)
     for name, value in fields.items():
         setattr(chapter, name, value)
     if draft.get("publishAt") is not None:
