@@ -114,7 +114,7 @@ def test_a_chapter_still_processing_after_the_wait_is_reported_and_is_not_an_err
     with start_sandbox(SandboxConfig(rate_limits=False, processing_delay=3600)) as sandbox:
         env = cli_env(sandbox, tmp_path / "ledger.sqlite")
         assert run_cli(["upload", str(series), "--accept-terms", "--chapter", "2"], env).code == 0
-        early = run_cli(["verify", str(series), "--chapter", "2", "--json"], env)
+        early = run_cli(["verify", str(series), "--chapter", "2", "--wait", "0", "--json"], env)
         waited = run_cli(["verify", str(series), "--chapter", "2", "--wait", "0.02", "--json"], env)
     assert early.code == 0 and early.json["ok"] is True and early.json["processing"] == 1
     assert early.json["chapters"][0]["status"] == "processing" and "still processing" in early.stderr
