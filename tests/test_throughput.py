@@ -118,7 +118,7 @@ def _busy_run(tmp_path: Path, sandbox, name: str, numbers: tuple[str, ...], rate
 
 
 def test_a_busy_run_against_the_sandbox_with_rate_limits_meets_no_429(tmp_path):
-    with start_sandbox(SandboxConfig(rate_limits=True)) as sandbox:
+    with start_sandbox(SandboxConfig(rate_limits=True, processing_delay=0)) as sandbox:
         # The control: the same run without the limiter does meet MangaDex's limits (and waits them out).
         unlimited = _busy_run(tmp_path, sandbox, "unlimited", ("1",), rate_limiter=None)
         assert unlimited.count(429) > 0
