@@ -535,6 +535,9 @@ def check(result: ScenarioResult, chapters: list[LocalChapter], state: dict, sta
         violations.append(f"sessions left open: {[(s['id'], len(s['files'])) for s in state['sessions']]}")
     if stored_twice:
         violations.append(f"pages stored twice in one session: {stored_twice}")
+    if state["warnings"] or state["internalErrors"]:
+        violations.append(f"mdupload's traffic made the sandbox warn ({state['warnings']}) or fail on a bug of its "
+                          f"own ({state['internalErrors']})")
     if state["faults"]["injected"].get("lost_answer", 0) != result.faults.get("lost_answer", 0):
         violations.append("the request log and the sandbox's fault counters disagree")
 
