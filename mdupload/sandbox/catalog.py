@@ -1,8 +1,10 @@
-"""Reading chapters: GET /chapter, GET /chapter/{id}, GET /at-home/server/{id}, and GET /auth/check.
+"""Reading chapters: GET /chapter, GET /chapter/{id}, GET /manga/{id}/feed and /aggregate,
+GET /at-home/server/{id}, and GET /auth/check.
 
-A committed chapter is processed `processing_delay` seconds after its commit (and, when its
-manga and language need approval, never during the sandbox's life). Until then it stays out of
-GET /chapter, counts 0 readable pages, and MangaDex@Home answers for it with empty page lists.
+A committed chapter is processed 0.5 to 1.5 times `processing_delay` seconds after its commit
+(`approval_delay` more when its manga and language need approval). Until then it stays out of
+GET /chapter, the feed and the aggregate, counts 0 readable pages, and MangaDex@Home answers for it
+with empty page lists: MangaDex holds it back the same way.
 
 GET /chapter filters as the live service does: `includeFuturePublishAt`, `includeEmptyPages` and
 `includeExternalUrl` are filters, not widenings (`1` keeps only the chapters for which it is

@@ -81,7 +81,8 @@ DEFAULT_GROUPS = (Group(DEMO_GROUP, "Sandbox Scans"), Group(SECOND_GROUP, "Secon
 
 @dataclass(frozen=True)
 class SandboxConfig:
-    """How a sandbox behaves. Every fault and every simulated slowness is off by default."""
+    """How a sandbox behaves. Every fault and every simulated network slowness is off by default; processing
+    takes a few seconds, as on MangaDex."""
 
     host: str = "127.0.0.1"
     port: int = 0  # the API and token host; 0 picks a free port

@@ -60,13 +60,16 @@ BEGIN_EDIT_SESSION = {
     "required": ["version"],
     "additionalProperties": False,
 }
+_CHAPTER_FIELDS = {
+    "volume": _NUMBER,
+    "chapter": _NUMBER,
+    "title": {"type": ["string", "null"], "maxLength": 255},
+    "translatedLanguage": {"type": "string", "pattern": LANGUAGE_PATTERN},
+}
 CHAPTER_DRAFT = {
     "type": "object",
     "properties": {
-        "volume": _NUMBER,
-        "chapter": _NUMBER,
-        "title": {"type": ["string", "null"], "maxLength": 255},
-        "translatedLanguage": {"type": "string", "pattern": LANGUAGE_PATTERN},
+        **_CHAPTER_FIELDS,
         "externalUrl": {"type": ["string", "null"], "maxLength": 512, "pattern": "^https?://"},
         "publishAt": {"type": "string", "pattern": DATETIME_PATTERN},
     },
@@ -82,13 +85,10 @@ COMMIT_SESSION = {
     },
     "required": ["chapterDraft", "pageOrder", "termsAccepted"],
 }
-CHAPTER_EDIT = {
+CHAPTER_EDIT = {  # PUT /chapter/{id}: the draft's fields (the same rules), the groups, the version
     "type": "object",
     "properties": {
-        "volume": _NUMBER,
-        "chapter": _NUMBER,
-        "title": {"type": ["string", "null"], "maxLength": 255},
-        "translatedLanguage": {"type": "string", "pattern": LANGUAGE_PATTERN},
+        **_CHAPTER_FIELDS,
         "groups": {"type": "array", "maxItems": 10, "items": _UUID},
         "version": {"type": "integer", "minimum": 1},
     },
