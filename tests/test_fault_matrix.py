@@ -102,7 +102,7 @@ def _status(chapters: list[LocalChapter], ids: list[str]) -> Run:
 
 def _violations(state: dict, status: Run, stored_twice=()) -> list[str]:
     result = ScenarioResult(None)
-    base = {"requests": [], "sessions": [], "faults": {"injected": {}}}
+    base = {"requests": [], "sessions": [], "faults": {"injected": {}}, "warnings": [], "internalErrors": []}
     check(result, _local(), {**base, **state}, status, list(stored_twice))
     return result.violations
 
@@ -112,6 +112,17 @@ def test_the_checks_pass_a_correct_end_state():
     ids = [f"id-{n}" for n in range(len(local))]
     assert _violations({"chapters": [_server_chapter(c, i) for c, i in zip(local, ids, strict=True)]},
                        _status(local, ids)) == []
+
+
+def test_the_checks_catch_a_sandbox_warning_and_a_sandbox_bug():
+    local = _local()
+    ids = [f"id-{n}" for n in range(len(local))]
+    chapters = [_server_chapter(c, i) for c, i in zip(local, ids, strict=True)]
+    warning = {"request": "POST /upload/x", "part": "file1 ('1')", "leniency": "the file name has no extension",
+               "stricter": "refuse it"}
+    for extra in ({"warnings": [warning]}, {"internalErrors": [{"request": "GET /upload", "error": "KeyError"}]}):
+        [violation] = _violations({"chapters": chapters, **extra}, _status(local, ids))
+        assert "made the sandbox warn" in violation
 
 
 def test_the_checks_catch_a_chapter_published_twice_pages_out_of_order_and_an_open_session():
