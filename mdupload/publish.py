@@ -47,6 +47,7 @@ from .upload import (
     UploadClient,
     UploadEvents,
     UploadOptions,
+    wait_until_listed,
 )
 from .vocabulary import PUBLISHED_STATES, Status
 
@@ -185,6 +186,9 @@ def upload_manifest(manifest: Manifest, specs: list[ChapterSpec], workdir: Path,
                     reporter.finish_chapter(result)
                     outcome.results.append(result)
                 break
+        if outcome.signed_out is None:
+            for notice in wait_until_listed(client, outcome.results):
+                reporter.info(notice)
     finally:
         checker.shutdown(wait=True, cancel_futures=True)
         if lookahead is not None:

@@ -77,6 +77,9 @@ BEGIN_ATTEMPTS = 3  # a begin that provably did not open a session (5xx, then no
 _CLEARS_SESSION = (State.BEGINNING, State.COMMITTED, State.SKIPPED)
 # A claimed session must have been begun within this margin of the ledger's BEGINNING record
 BEGIN_CLOCK_SLACK = timedelta(minutes=5)
+# Pauses between the looks for a just-committed chapter in MangaDex's lists (about half a minute in all):
+# it is listed once processed, seconds after its commit (API-NOTES.md).
+LISTING_PAUSES_S = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0)
 
 
 class UploadFailed(MdUploadError):
@@ -167,6 +170,30 @@ class ChapterResult:
     error: str | None = None
     notices: list[str] = field(default_factory=list)
     failed_pages: dict[str, str] = field(default_factory=dict)  # origin -> last reason
+    held_for_approval: bool = False  # MangaDex said it holds this chapter for staff approval
+
+
+def listed_ids(client: ChapterLookups, plan: ChapterPlan) -> list[str]:
+    """The ids of the plan's chapter among those MangaDex lists (the processed ones)."""
+    found = client.find_chapters(plan.manga, plan.draft["chapter"], plan.language, plan.groups)
+    return [c.id for c in found if chapter_matches(c, plan)]
+
+
+def wait_until_listed(client: ChapterLookups, results: Sequence[ChapterResult], sleep=time.sleep) -> list[str]:
+    """After a run: wait (about half a minute at most) until MangaDex lists the chapters it just published,
+    so that a rerun right after finds them even without this ledger (another machine, a lost ledger);
+    a notice for each one still unlisted (a chapter held for approval is not waited for)."""
+    pending = [r for r in results if r.status == Status.UPLOADED and r.chapter_id and not r.held_for_approval]
+    try:
+        for pause in (0.0, *LISTING_PAUSES_S):
+            if not pending:
+                break
+            sleep(pause)
+            pending = [r for r in pending if r.chapter_id not in listed_ids(client, r.plan)]
+    except MdUploadError:  # the chapters are published: a failing look at the lists changes nothing
+        pass
+    return [f"{r.plan.key.label}: MangaDex does not list chapter {r.chapter_id} yet (still processing); "
+            "until it does, only this ledger knows it is published: keep the ledger for a rerun" for r in pending]
 
 
 def chapter_matches(found, plan: ChapterPlan) -> bool:
@@ -288,10 +315,18 @@ class ChapterUpload:
         self.to_abandon, self.skip_after_abandon = session, True
         return State.ABANDONING
 
-    def _find_on_mangadex(self) -> str | None:
-        draft = self.plan.draft
-        found = self.lookups.find_chapters(self.plan.manga, draft["chapter"], self.plan.language, self.plan.groups)
-        return next((c.id for c in found if chapter_matches(c, self.plan)), None)
+    def _find_on_mangadex(self, *, wait: bool = False) -> str | None:
+        """The id of this chapter on MangaDex, if it lists it. Without `wait`, the look-ahead's answer; with
+        it, MangaDex is asked again for about half a minute (LISTING_PAUSES_S): a chapter just committed is
+        listed once processed."""
+        if not wait:
+            return next(iter(listed_ids(self.lookups, self.plan)), None)
+        for pause in (0.0, *LISTING_PAUSES_S):
+            self._sleep(pause)
+            found = listed_ids(self.client, self.plan)
+            if found:
+                return found[0]
+        return None
 
     def _skip(self, chapter_id: str | None, why: str) -> str:
         self.result.chapter_id = chapter_id
@@ -364,7 +399,7 @@ class ChapterUpload:
     def _chapter_of_lost_commit(self, session_id: str | None) -> str:
         """The chapter a commit whose answer was lost created (its session is closed); the caller's COMMITTED
         or SKIPPED record forgets the session."""
-        chapter_id = self._find_on_mangadex()
+        chapter_id = self._find_on_mangadex(wait=True)
         if chapter_id is None:
             raise UploadFailed(
                 f"the commit of session {session_id} was sent but its answer was lost; the session is "
@@ -375,7 +410,8 @@ class ChapterUpload:
         return chapter_id
 
     def _approval_then_begin(self) -> str:
-        if self.lookups.check_approval_required(self.plan.manga, self.plan.language):
+        self.result.held_for_approval = self.lookups.check_approval_required(self.plan.manga, self.plan.language)
+        if self.result.held_for_approval:
             self._notice("MangaDex will hold this chapter for staff approval before readers see it "
                          "(a group's first upload in this language, or the manga requires it)")
         return State.BEGINNING

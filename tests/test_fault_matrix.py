@@ -12,6 +12,7 @@ import pytest
 
 from tests.faults import (
     CHAPTERS,
+    DEFAULT_PROCESSING_DELAY,
     FAULT_PROFILES,
     Kill,
     LocalChapter,
@@ -26,7 +27,7 @@ pytestmark = pytest.mark.e2e
 
 
 def _scenario(seed: int, kills: tuple[Kill, ...], profile: str = "light", *, concurrency: int = 2,
-              processing_delay: float = 0.0, latency: float = 0.01) -> Scenario:
+              processing_delay: float = DEFAULT_PROCESSING_DELAY, latency: float = 0.01) -> Scenario:
     return Scenario(seed, kills, profile, dict(FAULT_PROFILES[profile]), concurrency, latency, processing_delay)
 
 
@@ -37,8 +38,7 @@ SCENARIOS = {
     "mid_batch": _scenario(103, (Kill("mid_batch", "batch", 1, 0.0),), concurrency=3),
     "between_batches": _scenario(104, (Kill("between_batches", "batch", 1, 0.03),), concurrency=1),
     # the chapter exists but is not listed yet: only the ledger stands between the rerun and a second upload
-    "commit_sent, not processed yet": _scenario(105, (Kill("commit_sent", "commit", 1, 0.0),), "lost",
-                                                processing_delay=1.5),
+    "commit_sent, not processed yet": _scenario(105, (Kill("commit_sent", "commit", 1, 0.0),), "lost"),
     "commit_answered": _scenario(106, (Kill("commit_answered", "commit", 2, 0.01),)),
     "three kills in a row": _scenario(107, (Kill("mid_batch", "batch", 2, 0.0), Kill("commit_sent", "commit", 1, 0.0),
                                             Kill("random", "any", 3, 0.05))),
@@ -102,7 +102,7 @@ def _status(chapters: list[LocalChapter], ids: list[str]) -> Run:
 
 def _violations(state: dict, status: Run, stored_twice=()) -> list[str]:
     result = ScenarioResult(None)
-    base = {"requests": [], "sessions": [], "faults": {"injected": {}}}
+    base = {"requests": [], "sessions": [], "faults": {"injected": {}}, "warnings": [], "internalErrors": []}
     check(result, _local(), {**base, **state}, status, list(stored_twice))
     return result.violations
 
@@ -112,6 +112,17 @@ def test_the_checks_pass_a_correct_end_state():
     ids = [f"id-{n}" for n in range(len(local))]
     assert _violations({"chapters": [_server_chapter(c, i) for c, i in zip(local, ids, strict=True)]},
                        _status(local, ids)) == []
+
+
+def test_the_checks_catch_a_sandbox_warning_and_a_sandbox_bug():
+    local = _local()
+    ids = [f"id-{n}" for n in range(len(local))]
+    chapters = [_server_chapter(c, i) for c, i in zip(local, ids, strict=True)]
+    warning = {"request": "POST /upload/x", "part": "file1 ('1')", "leniency": "the file name has no extension",
+               "stricter": "refuse it"}
+    for extra in ({"warnings": [warning]}, {"internalErrors": [{"request": "GET /upload", "error": "KeyError"}]}):
+        [violation] = _violations({"chapters": chapters, **extra}, _status(local, ids))
+        assert "made the sandbox warn" in violation
 
 
 def test_the_checks_catch_a_chapter_published_twice_pages_out_of_order_and_an_open_session():

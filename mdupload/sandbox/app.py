@@ -25,6 +25,8 @@ class Dropped(Exception):
         self.fault = fault
 
 
+CLOSE_CONNECTION = "mdupload.sandbox.close_connection"  # set in the WSGI environ: close after this answer
+
 Handler = Callable[[Core, Request, str, dict, dict], Response]  # (core, request, endpoint, route args, log entry)
 
 
@@ -60,6 +62,10 @@ class App:
         finally:
             request.close()  # the temporary files of multipart parts
         entry.update(status=response.status_code, bytes=body.count)
+        if "chunked" in request.headers.get("Transfer-Encoding", "") or body.count < (request.content_length or 0):
+            # Answered before the whole body was read (or its end is unknown): the rest of it cannot be told
+            # from a next request on the connection, so the server closes it after this answer.
+            environ[CLOSE_CONNECTION] = True
         if endpoint != "sandbox-state":
             self.core.log(entry)
         return response(environ, start_response)
@@ -82,8 +88,10 @@ class App:
             return ApiError(refused.code or 400, title, refused.description or refused.name).response()
         except Dropped:
             raise
-        except Exception:  # a bug in the sandbox: answer like a server would, and say what happened
+        except Exception as bug:  # a bug in the sandbox: answer like a server would, and say what happened
             logger.exception("sandbox error on %s %s", request.method, request.path)
+            self.core.internal_errors.append({"time": now(), "request": f"{request.method} {request.path}",
+                                              "error": f"{type(bug).__name__}: {bug}"})
             return ApiError(500, "internal_server_error", "The sandbox failed on this request").response()
 
 

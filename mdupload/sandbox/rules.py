@@ -35,6 +35,8 @@ ENDPOINT_LIMITS = {
 }
 
 CHAPTER_LIST_MAX_LIMIT = 100
+FEED_MAX_LIMIT = 500
+SEARCH_MAX_LIMIT = 100  # GET /manga, GET /group
 CHAPTER_LIST_MAX_WINDOW = 10_000  # offset + limit
 
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
@@ -58,13 +60,16 @@ BEGIN_EDIT_SESSION = {
     "required": ["version"],
     "additionalProperties": False,
 }
+_CHAPTER_FIELDS = {
+    "volume": _NUMBER,
+    "chapter": _NUMBER,
+    "title": {"type": ["string", "null"], "maxLength": 255},
+    "translatedLanguage": {"type": "string", "pattern": LANGUAGE_PATTERN},
+}
 CHAPTER_DRAFT = {
     "type": "object",
     "properties": {
-        "volume": _NUMBER,
-        "chapter": _NUMBER,
-        "title": {"type": ["string", "null"], "maxLength": 255},
-        "translatedLanguage": {"type": "string", "pattern": LANGUAGE_PATTERN},
+        **_CHAPTER_FIELDS,
         "externalUrl": {"type": ["string", "null"], "maxLength": 512, "pattern": "^https?://"},
         "publishAt": {"type": "string", "pattern": DATETIME_PATTERN},
     },
@@ -79,6 +84,16 @@ COMMIT_SESSION = {
         "termsAccepted": {"const": True},
     },
     "required": ["chapterDraft", "pageOrder", "termsAccepted"],
+}
+CHAPTER_EDIT = {  # PUT /chapter/{id}: the draft's fields (the same rules), the groups, the version
+    "type": "object",
+    "properties": {
+        **_CHAPTER_FIELDS,
+        "groups": {"type": "array", "maxItems": 10, "items": _UUID},
+        "version": {"type": "integer", "minimum": 1},
+    },
+    "required": ["version"],
+    "additionalProperties": False,
 }
 DELETE_FILES = {"type": "array", "minItems": 1, "items": _UUID}
 CHECK_APPROVAL = {
