@@ -13,6 +13,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_AUTH = 3
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT), as shells count it
 
 
 class MdUploadError(Exception):

@@ -45,7 +45,7 @@ def watch(inbox, series_paths, settle, once, accept_terms, stale_after, concurre
     """Publish every chapter that appears in INBOX (a folder, .zip or .cbz), once it is complete.
 
     Published items move to INBOX/done/ with a JSON receipt, failed ones to INBOX/failed/ with a
-    .error.txt saying what to fix. Runs until SIGINT/SIGTERM (the chapter in flight is finished first).
+    .error.txt saying what to fix. Runs until SIGINT/SIGTERM (a chapter being published stops where it is and resumes on the next start).
     """
     settings = settings_for(api_url=api_url, auth_url=auth_url, dev=dev, ledger=ledger_path,
                             accept_terms=accept_terms)
