@@ -45,6 +45,7 @@ from requests_toolbelt import MultipartEncoder, MultipartEncoderMonitor
 from . import __version__
 from .deadlines import MAX_ANSWER_BYTES, BoundedAdapter, Timeouts, read_capped
 from .errors import AuthError, MdUploadError, PageError, UsageError
+from .files import create_new, unique_name
 from .redact import register_secret
 from .settings import LANRARAGI_KEY
 from .vocabulary import CHUNK_BYTES
@@ -158,9 +159,9 @@ def pack_cbz(pages: Sequence[Path], info: ComicInfo, dest: Path) -> Path:
     if not pages:
         raise PageError("there are no pages to pack", path=dest, hint="check the chapter's pages folder or archive.")
     width = max(3, len(str(len(pages))))
-    partial = dest.with_name(dest.name + ".part")
+    partial = unique_name(dest, ".part")
     try:
-        with zipfile.ZipFile(partial, "w") as archive:
+        with create_new(partial) as file, zipfile.ZipFile(file, "w") as archive:
             for index, page in enumerate(pages, 1):
                 page = Path(page)
                 entry = _zip_entry(f"{index:0{width}d}{page.suffix.lower()}", page.stat().st_size)

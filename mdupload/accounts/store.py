@@ -23,7 +23,6 @@ import errno
 import json
 import logging
 import os
-import secrets
 import stat
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -32,6 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ..errors import AuthError
+from ..files import O_NOFOLLOW, write_replacing
 from ..redact import redact
 from ..settings import (
     ACCOUNT,
@@ -61,7 +61,6 @@ SECRET_FIELDS = ("client_id", "client_secret", "refresh_token")
 ACCOUNT_ENV = ACCOUNT.variable
 CONFIG_ENV = CONFIG_DIR.variable
 KEYRING_ENV = KEYRING.variable
-_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 # --- the stored accounts ---------------------------------------------------------------------------
@@ -228,7 +227,7 @@ class AccountStore:
 
     def _read(self) -> list[StoredAccount]:
         try:
-            fd = os.open(self.path, os.O_RDONLY | _O_NOFOLLOW)
+            fd = os.open(self.path, os.O_RDONLY | O_NOFOLLOW)
         except FileNotFoundError:
             return []
         except OSError as exc:
@@ -291,18 +290,8 @@ class AccountStore:
     def _write(self, accounts: list[StoredAccount]) -> None:
         document = {"format": FORMAT, "accounts": [asdict(a) for a in accounts]}
         data = (json.dumps(document, indent=2) + "\n").encode("utf-8")
-        temporary = self.folder / f".{INDEX_NAME}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
         try:
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW, 0o600)
-            try:
-                with os.fdopen(fd, "wb") as file:
-                    file.write(data)
-                    file.flush()
-                    os.fsync(file.fileno())
-                os.replace(temporary, self.path)
-            except BaseException:
-                temporary.unlink(missing_ok=True)
-                raise
+            write_replacing(self.path, data, mode=0o600, durable=True)
         except OSError as exc:
             raise AuthError(f"Cannot write {self.path} ({exc.strerror or exc}).",
                             hint=f"Check the folder's permissions, or point {CONFIG_ENV} at a folder you may "
@@ -313,7 +302,7 @@ class AccountStore:
         """Hold the store's lock (one writer at a time, across processes)."""
         try:
             self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd = os.open(self.folder / LOCK_NAME, os.O_RDWR | os.O_CREAT | _O_NOFOLLOW, 0o600)
+            fd = os.open(self.folder / LOCK_NAME, os.O_RDWR | os.O_CREAT | O_NOFOLLOW, 0o600)
         except OSError as exc:
             raise AuthError(f"Cannot use the config folder {self.folder} ({exc.strerror or exc}).",
                             hint=f"Check its permissions, or point {CONFIG_ENV} at a folder you may write.") from None

@@ -112,5 +112,10 @@ def open_ledger(settings: Settings) -> Ledger:
     return Ledger(settings.ledger)
 
 
+def ledger_to_read(settings: Settings) -> Ledger | None:
+    """The ledger of a command that only reads it; None when there is none yet (nothing is created)."""
+    return Ledger(settings.ledger) if settings.ledger.exists() else None
+
+
 def github(settings: Settings) -> GitHubActions:
     return GitHubActions(settings.environ)

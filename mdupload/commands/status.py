@@ -12,7 +12,7 @@ from .options import (
     json_flag,
     ledger_option,
     manifest_argument,
-    open_ledger,
+    ledger_to_read,
     settings_for,
 )
 
@@ -27,12 +27,13 @@ def status(manifest, chapters, ledger_path, as_json):
 
     Each chapter is not started, in progress (its state, pages uploaded / total, its session, and
     whether an upload is running now or was interrupted), committed (the chapter id and when) or
-    failed (why). Nothing is asked of MangaDex.
+    failed (why). Nothing is asked of MangaDex, and nothing is written (a ledger that does not exist
+    yet is not created: every chapter is then not started).
     """
     settings = settings_for(ledger=ledger_path)
     loaded = load_manifest(manifest, settings.environ)
     specs = loaded.select(chapters)
-    statuses = chapter_statuses(loaded, specs, open_ledger(settings))
+    statuses = chapter_statuses(loaded, specs, ledger_to_read(settings))
     for spec, chapter in zip(specs, statuses, strict=True):
         click.echo(status_line(spec.label, chapter), err=True)
     if as_json:
