@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from PIL import Image
 
+from mdupload.cli import main
 from mdupload.ledger import Ledger
 from mdupload.mangadex.client import Chapter
 from mdupload.sandbox import SECOND_GROUP
@@ -72,6 +75,28 @@ def test_a_stale_session_is_abandoned_and_the_user_is_told(tmp_path, ledger):
     assert result.status == "uploaded"
     assert fake.abandoned == [stale.id]
     assert any("abandoning a stale upload" in n and stale.id in n for n in result.notices)
+
+
+def test_the_default_stale_threshold_is_10_minutes_on_both_sides_of_it(tmp_path):
+    """With the defaults (no stale_after given): a foreign session untouched 11 minutes is abandoned, one
+    untouched 9 minutes may be someone uploading now and stops the upload."""
+    old = FakeMangaDex()
+    eleven = old.open_foreign_session(minutes_ago=11)
+    with closing(Ledger(tmp_path / "old.sqlite3")) as db:
+        result = ChapterUpload(old, db, make_plan(tmp_path / "c1"), **NO_WAIT).run()
+    assert result.status == "uploaded" and old.abandoned == [eleven.id]
+    assert any("untouched for longer than 10 min" in n for n in result.notices)
+
+    recent = FakeMangaDex()
+    nine = recent.open_foreign_session(minutes_ago=9)
+    with closing(Ledger(tmp_path / "recent.sqlite3")) as db:
+        result = ChapterUpload(recent, db, make_plan(tmp_path / "c1"), **NO_WAIT).run()
+    assert result.status == "failed" and recent.abandoned == [] and nine.id in result.error
+
+
+def test_the_stale_after_option_defaults_to_10_minutes():
+    shown = CliRunner().invoke(main, ["upload", "--help"], terminal_width=200).output
+    assert "--stale-after MIN" in shown and "[default: 10" in shown.split("--stale-after", 1)[1].split("--", 1)[0]
 
 
 def test_a_fresh_foreign_session_stops_the_upload_and_explains(tmp_path, ledger):
