@@ -24,7 +24,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 import hashlib
-import html
 import json
 import logging
 import os
@@ -44,7 +43,7 @@ from requests_toolbelt import MultipartEncoder, MultipartEncoderMonitor
 
 from . import __version__
 from .deadlines import MAX_ANSWER_BYTES, BoundedAdapter, Timeouts, read_capped
-from .errors import AuthError, MdUploadError, PageError, UsageError
+from .errors import AuthError, MdUploadError, PageError, UsageError, server_text
 from .files import create_new, unique_name
 from .redact import register_secret
 from .settings import LANRARAGI_KEY
@@ -507,14 +506,14 @@ def _message(response: _Answer) -> str:
     try:
         document = response.json()
     except ValueError:
-        return response.text.strip()[:200] or response.reason or "no message"
+        return server_text(response.text) or response.reason or "no message"
     if isinstance(document, dict):
         if document.get("error"):
-            return html.unescape(str(document["error"]))  # some answers come XML-escaped
+            return server_text(str(document["error"]))  # some answers come XML-escaped
         if isinstance(document.get("errors"), list):
-            return "; ".join(f"{e.get('message')} ({e.get('path')})" if isinstance(e, dict) else str(e)
-                             for e in document["errors"])
-    return str(document)[:200]
+            return server_text("; ".join(f"{e.get('message')} ({e.get('path')})" if isinstance(e, dict) else str(e)
+                                         for e in document["errors"]))
+    return server_text(str(document))
 
 
 def _progress(on_bytes: Callable[[int], None]) -> Callable[[MultipartEncoderMonitor], None]:

@@ -336,6 +336,21 @@ def test_5xx_exhausted_is_a_server_error(http, client, sleeps):
     assert caught.value.status == 500 and len(api_calls(http)) == 4 and sleeps == [1.0, 2.0, 4.0]
 
 
+HTML_503 = ("<html><head><title>503</title><style>body { color: red }</style></head><body><h1>503 Service "
+            "Temporarily Unavailable</h1><p>The upstream &amp; its backup are down.</p>" + "<p>padding</p>" * 400
+            + "</body></html>")
+
+
+def test_an_html_error_page_is_quoted_without_markup_and_short(http, client, sleeps):
+    http.get(f"{API}/chapter/{CHAPTER}", status=503, body=HTML_503)
+    with pytest.raises(ServerError) as caught:
+        client.get_chapter(CHAPTER)
+    message = str(caught.value)
+    assert "503 Service Temporarily Unavailable The upstream & its backup are down." in message
+    assert "<" not in message and "color: red" not in message
+    assert len(message) < 400
+
+
 def test_a_post_answered_500_is_not_sent_again(http, client):
     http.post(f"{API}/upload/{SESSION}/commit", status=500, json=error_doc(500, "internal", "oops"))
     with pytest.raises(ServerError):
