@@ -184,11 +184,17 @@ class AccountStore:
                                   secrets={**(current.secrets or {}), "refresh_token": token})
             self._write([updated if a.key == account.key else a for a in accounts])
 
-    def remove(self, account: StoredAccount) -> None:
+    def remove(self, account: StoredAccount) -> list[LeftBehind]:
+        """Remove the account; what could not be removed from the keyring (nothing, normally)."""
         with self._locked():
             self._write([a for a in self._read() if a.key != account.key])
-        if account.store == "keyring":
-            self._forget_keyring_items(self._keyring_or_none(), account)
+        if account.store != "keyring":
+            return []
+        backend, why_not = self._usable_keyring()
+        if backend is None:
+            return [LeftBehind(name, _keyring_key(account, name), f"the system keyring cannot be used now: {why_not}")
+                    for name in SECRET_FIELDS]
+        return self._forget_keyring_items(backend, account)
 
     # --- the keyring ----------------------------------------------------------------------------
 
@@ -214,14 +220,23 @@ class AccountStore:
         return self._usable_keyring()[0]
 
     @staticmethod
-    def _forget_keyring_items(backend, account: StoredAccount) -> None:
-        if backend is None:
-            return
+    def _forget_keyring_items(backend, account: StoredAccount) -> list[LeftBehind]:
+        """Delete the account's items from the keyring; those still there after (a keyring that refused)."""
+        left = []
         for name in SECRET_FIELDS:
+            key = _keyring_key(account, name)
             try:
-                backend.delete_password(KEYRING_SERVICE, _keyring_key(account, name))
-            except Exception:  # noqa: BLE001, S110 - already gone, or a keyring that cannot delete
-                pass
+                backend.delete_password(KEYRING_SERVICE, key)
+                continue
+            except Exception as exc:  # noqa: BLE001 - already gone (fine), or a keyring that refused: asked below
+                refusal = redact(str(exc)) or type(exc).__name__
+            try:
+                still_there = backend.get_password(KEYRING_SERVICE, key) is not None
+            except Exception:  # noqa: BLE001 - cannot even tell: say so
+                still_there = True
+            if still_there:
+                left.append(LeftBehind(name, key, f"the system keyring refused to delete it ({refusal})"))
+        return left
 
     # --- the file -------------------------------------------------------------------------------
 
@@ -329,6 +344,15 @@ class _LazyKeyring:
         if isinstance(backend, fail.Keyring) or getattr(backend, "priority", 0) < 1:
             return None
         return backend
+
+
+@dataclass(frozen=True)
+class LeftBehind:
+    """A secret `logout` could not remove from the keyring: its field, its keyring entry, and why."""
+
+    secret: str  # client_id, client_secret or refresh_token
+    key: str  # the entry's user name under the service KEYRING_SERVICE
+    why: str
 
 
 def _keyring_key(account: StoredAccount, name: str) -> str:
