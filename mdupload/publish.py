@@ -114,35 +114,46 @@ class UploadOutcome:
     plans: list[ChapterPlan] = field(default_factory=list)
     results: list[ChapterResult] = field(default_factory=list)
     signed_out: AuthError | None = None  # MangaDex stopped accepting the sign-in mid-run: the rest was not tried
+    set_aside: list[ChapterReport] = field(default_factory=list)  # failed their checks; --skip-invalid went on
 
     @property
     def checks_passed(self) -> bool:
-        return all(r.ok for r in self.reports)
+        """Whether the run went past the checks: every chapter passed, or --skip-invalid set the others aside."""
+        aside = {id(r) for r in self.set_aside}
+        return all(r.ok for r in self.reports if id(r) not in aside)
 
     @property
     def ok(self) -> bool:
-        return self.checks_passed and all(r.status != "failed" for r in self.results)
+        return self.checks_passed and not self.set_aside and all(r.status != "failed" for r in self.results)
 
 
 def upload_manifest(manifest: Manifest, specs: list[ChapterSpec], workdir: Path, *,
                     connect: Callable[[], MangaDexClient], ledger: Ledger, reporter, options: UploadOptions,
                     accept_terms: bool = False, deep: bool = False, fix: bool = False,
-                    dry_run: bool = False) -> UploadOutcome:
+                    dry_run: bool = False, skip_invalid: bool = False) -> UploadOutcome:
     """Check every selected chapter; if all pass (and this is no dry run), publish them one by one.
 
     Nothing is uploaded when any selected chapter fails its checks (with --deep, the decoding of a
-    later chapter runs while earlier ones upload: see the module's docstring). `connect` is called
-    only when there is something to upload, so a dry run or a failed check needs no credentials.
+    later chapter runs while earlier ones upload: see the module's docstring), unless `skip_invalid`:
+    then the chapters that fail their quick checks are set aside (`set_aside`) and the others go out.
+    `connect` is called only when there is something to upload, so a dry run or a failed check needs
+    no credentials.
     """
     if not dry_run:
         require_terms(manifest, accept_terms)
         specs = _interrupted_first(manifest, specs, ledger)
     # A dry run shows exactly what would be sent: every check, --deep included, comes first.
     outcome = UploadOutcome(reports=check_all(specs, workdir, deep=deep and dry_run, fix=fix))
+    if skip_invalid:
+        outcome.set_aside = [r for r in outcome.reports if not r.ok]
     if not outcome.checks_passed:
         return outcome
+    reports = [r for r in outcome.reports if r.ok]
+    specs = [r.spec for r in reports]
     if dry_run:
-        outcome.plans = [build_plan(manifest, r) for r in outcome.reports]
+        outcome.plans = [build_plan(manifest, r) for r in reports]
+        return outcome
+    if not specs:  # --skip-invalid set every chapter aside
         return outcome
     checker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mdupload-deep-check")
     client = None
@@ -151,7 +162,7 @@ def upload_manifest(manifest: Manifest, specs: list[ChapterSpec], workdir: Path,
             prepared = [checker.submit(_deep_check, spec, workdir / f"deep-{index:03d}", fix)
                         for index, spec in enumerate(specs)]
         else:
-            prepared = [_done(report) for report in outcome.reports]
+            prepared = [_done(report) for report in reports]
         client = _Lookahead(connect())
         if deep:  # signing in and the first chapter's lookups overlap its decoding
             client.ask_ahead(manifest, specs[0])
@@ -163,7 +174,7 @@ def upload_manifest(manifest: Manifest, specs: list[ChapterSpec], workdir: Path,
                 stop = _failed_check(specs, prepared, index)
             if stop is not None:
                 published = sum(1 for done in outcome.results if done.status != "failed")
-                for result in _not_uploaded(manifest, outcome.reports, specs, prepared, index, stop, published):
+                for result in _not_uploaded(manifest, reports, specs, prepared, index, stop, published):
                     reporter.finish_chapter(result)
                     outcome.results.append(result)
                 break
@@ -181,7 +192,7 @@ def upload_manifest(manifest: Manifest, specs: list[ChapterSpec], workdir: Path,
             outcome.results.append(result)
             if outcome.signed_out is not None:
                 for later in range(index + 1, len(specs)):
-                    result = ChapterResult(build_plan(manifest, outcome.reports[later]), "failed",
+                    result = ChapterResult(build_plan(manifest, reports[later]), "failed",
                                            error="not uploaded: the run stopped because signing in failed")
                     reporter.finish_chapter(result)
                     outcome.results.append(result)
