@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 import tempfile
+import time
 from datetime import UTC, timedelta
 from pathlib import Path
 
@@ -40,6 +41,8 @@ from .options import (
 )
 from .output import Reporter, chapter_result_json, print_json
 from .redact import RedactingFilter, redact
+from .run_summary import RunSummary
+from .selection import select_chapters
 from .upload import DEFAULT_CONCURRENCY
 
 log = logging.getLogger("mdupload")
@@ -108,12 +111,12 @@ def _client(api_url, auth_url, dev):
 @click.option("--deep", is_flag=True, help="Decode every page fully (finds corrupt pixel data headers hide).")
 @fix_option
 @json_flag
-def validate(manifest, chapters, deep, fix, as_json):
+def validate(manifest, chapters, exclude, deep, fix, as_json):
     """Check every page of the manifest's chapters against MangaDex's rules."""
     from .publish import check_all
 
     loaded = load_manifest(manifest)
-    specs = loaded.select(chapters)
+    specs = select_chapters(loaded, chapters, exclude)
     reporter = Reporter(quiet=False)
     with tempfile.TemporaryDirectory(prefix="mdupload-") as workdir:
         reports = check_all(specs, Path(workdir), deep=deep, fix=fix)
@@ -173,6 +176,9 @@ def _show_problem(reporter: Reporter, where, problem) -> None:
 @click.option("--deep", is_flag=True, help="Decode every page fully before uploading.")
 @fix_option
 @click.option("--dry-run", is_flag=True, help="Check, then print what would be sent; upload nothing.")
+@click.option("--skip-invalid", is_flag=True,
+              help="Publish the chapters that pass their checks and report the others (exit 1), instead of "
+                   "uploading nothing when one fails.")
 @quiet_option
 @click.option("--archive", is_flag=True,
               help="Then store the published chapters in LANraragi (the manifest's lanraragi: section, or "
@@ -181,13 +187,13 @@ def _show_problem(reporter: Reporter, where, problem) -> None:
 @host_options
 @ledger_option
 @json_flag
-def upload(manifest, chapters, accept_terms, stale_after, abandon_open, force_new, concurrency, deep, fix,
-           dry_run, quiet, archive, archive_to, api_url, auth_url, dev, ledger_path, as_json):
+def upload(manifest, chapters, exclude, accept_terms, stale_after, abandon_open, force_new, concurrency, deep, fix,
+           dry_run, skip_invalid, quiet, archive, archive_to, api_url, auth_url, dev, ledger_path, as_json):
     """Check, then publish the manifest's chapters to MangaDex."""
     from .upload import UploadOptions
 
     loaded = load_manifest(manifest)
-    specs = loaded.select(chapters)
+    specs = select_chapters(loaded, chapters, exclude)
     reporter = Reporter(quiet=quiet)
     options = UploadOptions(stale_after=timedelta(minutes=stale_after), abandon_open=abandon_open,
                             force_new=force_new, concurrency=concurrency or DEFAULT_CONCURRENCY)
@@ -200,23 +206,25 @@ def upload(manifest, chapters, accept_terms, stale_after, abandon_open, force_ne
                                   connect=lambda: _client(api_url, auth_url, dev),
                                   ledger=None if dry_run else open_ledger(ledger_path),
                                   api_url=_api_url(api_url, dev), accept_terms=accept_terms, deep=deep, fix=fix,
-                                  dry_run=dry_run, archive_target=archive_target)
+                                  dry_run=dry_run, skip_invalid=skip_invalid, archive_target=archive_target)
     if as_json:
         print_json(document)
     sys.exit(EXIT_AUTH if document.get("signed_out") else EXIT_OK if document["ok"] else EXIT_FAILED)
 
 
 def publish_and_report(loaded, specs, *, reporter: Reporter, options, connect, ledger, api_url,
-                       accept_terms=False, deep=False, fix=False, dry_run=False, archive_target=None) -> dict:
+                       accept_terms=False, deep=False, fix=False, dry_run=False, skip_invalid=False,
+                       archive_target=None) -> dict:
     """`upload` without the exit: check and publish (then archive, with a target), tell people and GitHub,
     return the JSON document (`watch` publishes each item through this too)."""
     from .publish import upload_manifest
 
     archived = None
+    started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="mdupload-") as workdir:
         outcome = upload_manifest(loaded, specs, Path(workdir), connect=connect, ledger=ledger, reporter=reporter,
                                   options=options, accept_terms=accept_terms, deep=deep, fix=fix,
-                                  dry_run=dry_run)
+                                  dry_run=dry_run, skip_invalid=skip_invalid)
         if archive_target is not None and outcome.checks_passed:  # while --fix's repaired pages still exist
             from .archive import archive_after_upload
 
@@ -228,7 +236,7 @@ def publish_and_report(loaded, specs, *, reporter: Reporter, options, connect, l
                 _show_report(reporter, report)
         bad = sum(1 for r in outcome.reports if not r.ok)
         reporter.error(f"{bad} chapter(s) cannot be uploaded as they are; nothing was uploaded. Fix them, "
-                       "or name only the good ones with --chapter.")
+                       "or publish the others with --skip-invalid (or pick chapters with --chapter / --exclude).")
         annotate_reports(outcome.reports, loaded)
         write_step_summary("mdupload upload: checks failed, nothing uploaded", [_check_row(r) for r in outcome.reports])
         return {"ok": False, "error": "checks failed", "chapters": [_unchecked_json(r) for r in outcome.reports]}
@@ -236,15 +244,29 @@ def publish_and_report(loaded, specs, *, reporter: Reporter, options, connect, l
         for fixed in report.fixes:
             if fixed.done:
                 reporter.info(f"{report.spec.label}: fixed {fixed.source.origin}: {'; '.join(fixed.done)}")
+    for report in outcome.set_aside:
+        _show_report(reporter, report)
+    if outcome.set_aside:
+        reporter.error(f"{len(outcome.set_aside)} chapter(s) cannot be uploaded as they are and were set aside "
+                       f"(--skip-invalid): {', '.join(r.spec.label for r in outcome.set_aside)}.")
+        annotate_reports(outcome.set_aside, loaded)
+    set_aside = [_unchecked_json(r, status="invalid") for r in outcome.set_aside]
     if dry_run:
         _show_dry_run(reporter, outcome.plans)
-        return {"ok": True, "dry_run": True, "chapters": [_dry_run_json(p) for p in outcome.plans]}
+        return {"ok": outcome.ok, "dry_run": True, "chapters": [_dry_run_json(p) for p in outcome.plans] + set_aside}
     annotate_results(outcome.results, loaded)
     write_step_summary("mdupload upload", [
         {"label": r.plan.label, "status": r.status, "pages": len(r.plan.pages), "chapter_id": r.chapter_id,
          "error": r.error} for r in outcome.results], api_url=api_url)
-    document = {"ok": outcome.ok and (archived is None or archived.ok),
-                "chapters": [chapter_result_json(r) for r in outcome.results]}
+    summary = RunSummary.of(outcome.results, [r.spec.label for r in outcome.set_aside], api_url=api_url,
+                            seconds=time.monotonic() - started)
+    if summary.chapters > 1:
+        reporter.info(summary.line())
+    for line in summary.link_lines():
+        reporter.info(line)
+    chapters = [dict(chapter_result_json(r), url=summary.link(r)) for r in outcome.results]
+    document = {"ok": outcome.ok and (archived is None or archived.ok), "chapters": chapters + set_aside,
+                "summary": summary.to_json()}
     if outcome.signed_out is not None:
         reporter.error(str(outcome.signed_out))
         annotate_error(outcome.signed_out)
@@ -260,9 +282,9 @@ def _api_url(api_url, dev) -> str:
     return resolve_hosts(api_url=api_url, auth_url=None, dev=dev).api_url
 
 
-def _unchecked_json(report) -> dict:
+def _unchecked_json(report, status: str = "failed") -> dict:
     document = report.to_json()
-    document["status"] = "failed" if not report.ok else "not uploaded"
+    document["status"] = status if not report.ok else "not uploaded"
     return document
 
 
@@ -363,7 +385,7 @@ def sessions(abandon, api_url, auth_url, dev, as_json):
 @chapter_option
 @ledger_option
 @json_flag
-def status(manifest, chapters, ledger_path, as_json):
+def status(manifest, chapters, exclude, ledger_path, as_json):
     """Show what the ledger knows of each chapter of the manifest.
 
     Each chapter is not started, in progress (its state, pages uploaded / total, its session, and
@@ -374,7 +396,7 @@ def status(manifest, chapters, ledger_path, as_json):
     ledger = open_ledger(ledger_path)
     running = ledger.writer_running()
     rows = []
-    for spec in loaded.select(chapters):
+    for spec in select_chapters(loaded, chapters, exclude):
         key = loaded.chapter_key(spec)
         record = ledger.chapter(key)
         pages = ledger.pages(key)

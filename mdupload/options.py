@@ -19,8 +19,13 @@ def json_flag(f):
                         help="Write one JSON result document to stdout (people's output stays on stderr).")(f)
 
 
-chapter_option = click.option("--chapter", "chapters", multiple=True, metavar="N",
-                              help="Only this chapter number (repeatable; 'oneshot' for a oneshot).")
+def chapter_option(f):
+    """--chapter and --exclude: lists and ranges of chapter numbers (selection.py)."""
+    f = click.option("--exclude", "exclude", multiple=True, metavar="LIST",
+                     help="Leave out these chapters (same forms as --chapter).")(f)
+    return click.option("--chapter", "chapters", multiple=True, metavar="LIST",
+                        help="Only these chapters: 12, 1-6, 1,3,7-9 or oneshot (repeatable; numbers in "
+                             "MangaDex's order, 1 < 1.5 < 2 < 10 < 10a).")(f)
 fix_option = click.option(
     "--fix", is_flag=True,
     help="Repair fixable pages (split long strips, convert formats, re-encode oversize pages) into a work "

@@ -37,6 +37,7 @@ from .options import (
     quiet_option,
 )
 from .output import Reporter, print_json
+from .selection import select_chapters
 
 _CHAPTER_URL = re.compile(r"/chapter/([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})")
 
@@ -65,14 +66,14 @@ def _reading_client(api_url, dev):
 @api_options
 @ledger_option
 @json_flag
-def verify_command(manifest, chapters, wait_minutes, download, quiet, api_url, dev, ledger_path, as_json):
+def verify_command(manifest, chapters, exclude, wait_minutes, download, quiet, api_url, dev, ledger_path, as_json):
     """Check that MangaDex@Home serves each published chapter of MANIFEST whole and in order.
 
     A chapter MangaDex is still processing is reported as such and is not an error (exit 0); a
     chapter that differs, is gone or was never published is (exit 1).
     """
     loaded = load_manifest(manifest)
-    specs = loaded.select(chapters)
+    specs = select_chapters(loaded, chapters, exclude)
     ledger = open_ledger(ledger_path)
     reporter = Reporter(quiet=quiet)
     reader = AtHomeReader(_reading_client(api_url, dev))
@@ -209,7 +210,7 @@ class _PullProgress(PullEvents):
 @api_options
 @ledger_option
 @json_flag
-def archive_command(manifest, chapters, to, quiet, api_url, dev, ledger_path, as_json):
+def archive_command(manifest, chapters, exclude, to, quiet, api_url, dev, ledger_path, as_json):
     """Store each published chapter of MANIFEST in a LANraragi library as a .cbz with ComicInfo.xml.
 
     The API key comes from MDUPLOAD_LANRARAGI_KEY. The category and extra tags come from the manifest's
@@ -219,7 +220,7 @@ def archive_command(manifest, chapters, to, quiet, api_url, dev, ledger_path, as
     from .lanraragi import LanraragiClient
 
     loaded = load_manifest(manifest)
-    specs = loaded.select(chapters)
+    specs = select_chapters(loaded, chapters, exclude)
     target = resolve_target(loaded, to)
     ledger = open_ledger(ledger_path)
     reporter = Reporter(quiet=quiet)
