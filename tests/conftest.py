@@ -16,12 +16,29 @@ def no_stored_accounts(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "sandbox_warnings_allowed: the test sends what the sandbox warns about "
+                            "on purpose (the `sandbox` fixture then only fails on its internal errors)")
+
+
 @pytest.fixture
-def sandbox():
-    """A fresh sandbox on free loopback ports, without rate limits (they have tests of their own)."""
-    running = start_sandbox(SandboxConfig(rate_limits=False))
+def sandbox(request):
+    """A fresh sandbox on free loopback ports, without rate limits (they have tests of their own) and with
+    chapters processed at once (tests of the processing delay start their own).
+
+    The test fails when the traffic it caused made the sandbox warn (something a stricter server than
+    the sandbox might refuse) or fail on a bug of its own (answered 500, which a client retries through).
+    """
+    running = start_sandbox(SandboxConfig(rate_limits=False, processing_delay=0))
     yield running
+    state = running.state()
     running.stop()
+    problems = [f"sandbox internal error on {e['request']}: {e['error']}" for e in state["internalErrors"]]
+    if not request.node.get_closest_marker("sandbox_warnings_allowed"):
+        problems += [f"sandbox warning on {w['request']} part {w['part']}: {w['leniency']} (a stricter server might "
+                     f"{w['stricter']})" for w in state["warnings"]]
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from .config import (
                      DEMO_ACCOUNT,
                      DEMO_GROUP,
                      DEMO_MANGA,
+                     DOCS_GROUP,
                      SECOND_GROUP,
                      Account,
                      ConfigError,
@@ -28,5 +29,5 @@ from .config import (
 )
 from .server import RunningSandbox, start_sandbox
 
-__all__ = ["ADULT_MANGA", "DEMO_ACCOUNT", "DEMO_GROUP", "DEMO_MANGA", "SECOND_GROUP", "Account", "ConfigError",
+__all__ = ["ADULT_MANGA", "DEMO_ACCOUNT", "DEMO_GROUP", "DEMO_MANGA", "DOCS_GROUP", "SECOND_GROUP", "Account", "ConfigError",
            "RunningSandbox", "SandboxConfig", "load_profile", "load_users", "start_sandbox"]

@@ -12,7 +12,7 @@ import math
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from . import catalog, uploads
+from . import catalog, edits, titles, uploads
 from .app import Dropped, drain
 from .core import (
     REDIRECT_PATH,
@@ -42,6 +42,15 @@ URL_MAP = Map([
     Rule("/upload/<session_id>/<file_id>", endpoint="delete-uploaded-session-file", methods=["DELETE"]),
     Rule("/chapter", endpoint="get-chapter", methods=["GET"]),
     Rule("/chapter/<chapter_id>", endpoint="get-chapter-id", methods=["GET"]),
+    Rule("/chapter/<chapter_id>", endpoint="put-chapter-id", methods=["PUT"]),
+    Rule("/chapter/<chapter_id>", endpoint="delete-chapter-id", methods=["DELETE"]),
+    Rule("/manga", endpoint="get-search-manga", methods=["GET"]),
+    Rule("/manga/<manga_id>", endpoint="get-manga-id", methods=["GET"]),
+    Rule("/manga/<manga_id>/feed", endpoint="get-manga-id-feed", methods=["GET"]),
+    Rule("/manga/<manga_id>/aggregate", endpoint="get-manga-aggregate", methods=["GET"]),
+    Rule("/group", endpoint="get-search-group", methods=["GET"]),
+    Rule("/group/<group_id>", endpoint="get-group-id", methods=["GET"]),
+    Rule("/user/me", endpoint="get-user-me", methods=["GET"]),
     Rule("/at-home/server/<chapter_id>", endpoint="get-at-home-server-chapterId", methods=["GET"]),
 ], strict_slashes=False)
 
@@ -59,6 +68,15 @@ HANDLERS = {
     "delete-uploaded-session-file": (uploads.delete_file, True),
     "get-chapter": (catalog.list_chapters, False),
     "get-chapter-id": (catalog.get_chapter, False),
+    "put-chapter-id": (edits.update_chapter, True),
+    "delete-chapter-id": (edits.delete_chapter, True),
+    "get-search-manga": (titles.search_manga, False),
+    "get-manga-id": (titles.get_manga, False),
+    "get-manga-id-feed": (catalog.manga_feed, False),
+    "get-manga-aggregate": (catalog.manga_aggregate, False),
+    "get-search-group": (titles.search_group, False),
+    "get-group-id": (titles.get_group, False),
+    "get-user-me": (titles.user_me, True),
     "get-at-home-server-chapterId": (catalog.athome_server, False),
 }
 

@@ -60,6 +60,9 @@ class App:
         finally:
             request.close()  # the temporary files of multipart parts
         entry.update(status=response.status_code, bytes=body.count)
+        if request.content_length and body.count < request.content_length:
+            # Answered before the whole body was read: the rest cannot be told from a next request.
+            response.headers["Connection"] = "close"
         if endpoint != "sandbox-state":
             self.core.log(entry)
         return response(environ, start_response)
@@ -82,8 +85,10 @@ class App:
             return ApiError(refused.code or 400, title, refused.description or refused.name).response()
         except Dropped:
             raise
-        except Exception:  # a bug in the sandbox: answer like a server would, and say what happened
+        except Exception as bug:  # a bug in the sandbox: answer like a server would, and say what happened
             logger.exception("sandbox error on %s %s", request.method, request.path)
+            self.core.internal_errors.append({"time": now(), "request": f"{request.method} {request.path}",
+                                              "error": f"{type(bug).__name__}: {bug}"})
             return ApiError(500, "internal_server_error", "The sandbox failed on this request").response()
 
 

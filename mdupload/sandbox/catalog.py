@@ -10,8 +10,10 @@ true, `0` only those for which it is false; without it, chapters scheduled for l
 out and the other two do not filter); `includeUnavailable=1` adds unavailable chapters; the
 content ratings default to safe, suggestive and erotica; `groups[]` keeps chapters with any of
 the groups; chapter and volume numbers compare as strings. The other documented parameters
-(title, dates, languages of the original, exclusions, order) are accepted and change nothing: the
-list comes in the order the chapters were created.
+(title, dates, languages of the original) are accepted and change nothing. `order[field]=asc|desc`
+sorts by createdAt, updatedAt, publishAt, readableAt, volume or chapter (numbers in reading order);
+without it the list comes in the order the chapters were created. GET /manga/{id}/feed is the same
+list for one manga, up to 500 a page.
 """
 
 from __future__ import annotations
@@ -53,20 +55,36 @@ def chapter_json(core: Core, chapter: Chapter, includes: frozenset[str] = frozen
 
 
 def processed(chapter: Chapter) -> bool:
-    return not chapter.awaiting_approval and now() >= chapter.readable_at
+    """Processed (and approved when it needed approval): listed, and its pages served."""
+    return now() >= chapter.readable_at
 
 
 def list_chapters(core: Core, request: Request, account: Account | None) -> Response:
     """GET /chapter."""
-    args = request.args
-    limit = _integer(args, "limit", 10, 0, rules.CHAPTER_LIST_MAX_LIMIT)
-    offset = _integer(args, "offset", 0, 0, rules.CHAPTER_LIST_MAX_WINDOW)
+    return _chapter_collection(core, request.args, None, rules.CHAPTER_LIST_MAX_LIMIT)
+
+
+def manga_feed(core: Core, request: Request, account: Account | None, manga_id: str) -> Response:
+    """GET /manga/{id}/feed: the manga's chapters, with GET /chapter's filters and a larger page."""
+    if manga_id not in core.mangas:
+        raise not_found(f"Manga {manga_id} does not exist")
+    return _chapter_collection(core, request.args, manga_id, rules.FEED_MAX_LIMIT)
+
+
+ORDER_FIELDS = ("createdAt", "updatedAt", "publishAt", "readableAt", "volume", "chapter")
+
+
+def _chapter_collection(core: Core, args, manga_id: str | None, max_limit: int) -> Response:
+    limit = integer_arg(args, "limit", 10 if manga_id is None else 100, 0, max_limit)
+    offset = integer_arg(args, "offset", 0, 0, rules.CHAPTER_LIST_MAX_WINDOW)
     if limit + offset > rules.CHAPTER_LIST_MAX_WINDOW:
         raise _invalid(f"offset + limit may be at most {rules.CHAPTER_LIST_MAX_WINDOW}")
-    ids = set(_uuids(args, "ids[]"))
-    groups = set(_uuids(args, "groups[]"))
-    uploaders = set(_uuids(args, "uploader") + _uuids(args, "uploader[]"))
-    manga = _uuids(args, "manga")
+    ids = set(uuid_args(args, "ids[]"))
+    groups = set(uuid_args(args, "groups[]"))
+    excluded_groups = set(uuid_args(args, "excludedGroups[]"))
+    uploaders = set(uuid_args(args, "uploader") + uuid_args(args, "uploader[]"))
+    excluded_uploaders = set(uuid_args(args, "excludedUploaders[]"))
+    manga = [manga_id] if manga_id else uuid_args(args, "manga")
     numbers = set(args.getlist("chapter") + args.getlist("chapter[]"))
     volumes = set(args.getlist("volume") + args.getlist("volume[]"))
     languages = set(_matching(args, "translatedLanguage[]", rules.QUERY_LANGUAGE_PATTERN))
@@ -76,6 +94,7 @@ def list_chapters(core: Core, request: Request, account: Account | None) -> Resp
     future, empty, external, unavailable = (_flag(args, name) for name in (
         "includeFuturePublishAt", "includeEmptyPages", "includeExternalUrl", "includeUnavailable"))
     includes = frozenset(args.getlist("includes[]"))
+    order = _order(args)
     moment = now()
 
     def wanted(chapter: Chapter) -> bool:
@@ -85,7 +104,9 @@ def list_chapters(core: Core, request: Request, account: Account | None) -> Resp
             not ids or chapter.id in ids,
             not manga or chapter.manga_id == manga[0],
             not groups or bool(groups & set(chapter.group_ids)),
+            not excluded_groups & set(chapter.group_ids),
             not uploaders or chapter.uploader in uploaders,
+            chapter.uploader not in excluded_uploaders,
             not numbers or chapter.chapter in numbers,
             not volumes or chapter.volume in volumes,
             not languages or chapter.translated_language in languages,
@@ -98,9 +119,68 @@ def list_chapters(core: Core, request: Request, account: Account | None) -> Resp
 
     with core.store.lock:
         found = sorted((c for c in core.store.records.chapters.values() if wanted(c)), key=lambda c: (c.created_at, c.id))
+        for field, direction in reversed(order):  # stable sorts, last key first
+            found.sort(key=_ORDER_KEYS[field], reverse=direction == "desc")
         page = [chapter_json(core, c, includes) for c in found[offset:offset + limit]]
     return json_response({"result": "ok", "response": "collection", "data": page, "limit": limit, "offset": offset,
                           "total": len(found)})
+
+
+def _number_key(value: str | None) -> tuple:
+    """Volume and chapter numbers in reading order ("2" < "10" < "10a"); none last."""
+    match = re.match(r"(\d+(?:\.\d+)?)(.*)", value or "")
+    return (1, 0.0, "") if value is None else (0, float(match[1]), match[2]) if match else (0, 0.0, value)
+
+
+_ORDER_KEYS = {
+    "createdAt": lambda c: c.created_at,
+    "updatedAt": lambda c: c.updated_at,
+    "publishAt": lambda c: c.publish_at,
+    "readableAt": lambda c: max(c.publish_at, c.readable_at),
+    "volume": lambda c: _number_key(c.volume),
+    "chapter": lambda c: _number_key(c.chapter),
+}
+
+
+def _order(args) -> list[tuple[str, str]]:
+    """order[field]=asc|desc pairs in the order the query gives them."""
+    order = []
+    for name, value in args.items(multi=True):
+        match = re.fullmatch(r"order\[(\w+)\]", name)
+        if not match:
+            continue
+        if match[1] not in _ORDER_KEYS or value not in ("asc", "desc"):
+            raise _invalid(f"{name} must be asc or desc, with a field among {', '.join(ORDER_FIELDS)}")
+        order.append((match[1], value))
+    return order
+
+
+def manga_aggregate(core: Core, request: Request, account: Account | None, manga_id: str) -> Response:
+    """GET /manga/{id}/aggregate: the listed chapters by volume ("none" for none) and number, the first
+    chapter of a number as `id`, the others in `others`; `translatedLanguage[]` and `groups[]` filter."""
+    if manga_id not in core.mangas:
+        raise not_found(f"Manga {manga_id} does not exist")
+    languages = set(_matching(request.args, "translatedLanguage[]", rules.QUERY_LANGUAGE_PATTERN))
+    groups = set(uuid_args(request.args, "groups[]"))
+    moment = now()
+    with core.store.lock:
+        chapters = [c for c in core.store.records.chapters.values()
+                    if c.manga_id == manga_id and processed(c) and not c.unavailable and c.publish_at <= moment
+                    and (not languages or c.translated_language in languages)
+                    and (not groups or groups & set(c.group_ids))]
+    chapters.sort(key=lambda c: (_number_key(c.volume), _number_key(c.chapter), c.created_at))
+    volumes: dict[str, dict] = {}
+    for chapter in chapters:
+        volume_name, number = chapter.volume or "none", chapter.chapter or "none"
+        volume = volumes.setdefault(volume_name, {"volume": volume_name, "count": 0, "chapters": {}})
+        volume["count"] += 1
+        entry = volume["chapters"].get(number)
+        if entry is None:
+            volume["chapters"][number] = {"chapter": number, "id": chapter.id, "others": [], "count": 1}
+        else:
+            entry["others"].append(chapter.id)
+            entry["count"] += 1
+    return json_response({"result": "ok", "volumes": volumes})
 
 
 def get_chapter(core: Core, request: Request, account: Account | None, chapter_id: str) -> Response:
@@ -123,10 +203,11 @@ def athome_server(core: Core, request: Request, account: Account | None, chapter
             del core.athome_bases[stale]
         token = secrets.token_urlsafe(24)
         core.athome_bases[token] = (chapter.id, chapter.hash, issued)
-        names = [page.name for page in chapter.pages] if processed(chapter) else []
+        pages = chapter.pages if processed(chapter) else []
         base = (core.config.athome_base_url or core.athome_url).rstrip("/")
         return json_response({"result": "ok", "baseUrl": f"{base}/{token}",
-                              "chapter": {"hash": chapter.hash, "data": names, "dataSaver": list(names)}})
+                              "chapter": {"hash": chapter.hash, "data": [page.name for page in pages],
+                                          "dataSaver": [page.saver_name for page in pages]}})
 
 
 def auth_check(core: Core, request: Request, account: Account | None) -> Response:
@@ -153,7 +234,7 @@ def _invalid(detail: str) -> ApiError:
     return ApiError(400, "validation_exception", detail)
 
 
-def _integer(args, name: str, default: int, lowest: int, highest: int) -> int:
+def integer_arg(args, name: str, default: int, lowest: int, highest: int) -> int:
     text = args.get(name)
     if text is None:
         return default
@@ -170,7 +251,7 @@ def _matching(args, name: str, pattern: str) -> list[str]:
     return values
 
 
-def _uuids(args, name: str) -> list[str]:
+def uuid_args(args, name: str) -> list[str]:
     return _matching(args, name, rules.UUID_PATTERN)
 
 

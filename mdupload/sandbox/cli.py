@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from .config import FIELDS, ConfigError, SandboxConfig, load_profile, load_users
+from .config import FIELDS, ConfigError, SandboxConfig, load_catalog, load_profile, load_users
 from .lanraragi import RunningLanraragi, start_lanraragi
 from .server import start_sandbox
 
@@ -47,7 +47,13 @@ def _bytes_per_second(ctx, param, value: str | None) -> int | None:
               help="Refresh token lifetime in seconds (86400).")
 @click.option("--approval-required", multiple=True, metavar="MANGA:LOCALE",
               help="Uploads for this manga and language need staff approval (either may be *); repeatable.")
-@click.option("--processing-delay", type=_SECONDS, help="Seconds before a committed chapter is readable (0).")
+@click.option("--processing-delay", type=_SECONDS,
+              help="Seconds MangaDex takes to process a committed chapter (4; each one draws 0.5x to 1.5x of it); "
+                   "until then it is not listed and has no pages. 0: at once.")
+@click.option("--approval-delay", type=_SECONDS,
+              help="Seconds a chapter that needs approval (--approval-required) waits on top of processing (120).")
+@click.option("--catalog", "catalog_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="YAML/JSON file of the mangas, groups and published chapters to add to the catalogue.")
 @click.option("--athome-url-ttl", type=click.FloatRange(0, min_open=True),
               help="Seconds a MangaDex@Home base URL stays valid before nodes answer 403 (900).")
 @click.option("--latency", type=_SECONDS, help="Seconds added before every answer.")
@@ -69,7 +75,7 @@ def _bytes_per_second(ctx, param, value: str | None) -> int | None:
 @click.option("--lanraragi-key", metavar="KEY",
               help="The library's API key (default: a random one, printed); an empty KEY serves it open.")
 @click.option("--quiet", is_flag=True, help="Do not print one line per request.")
-def sandbox_command(profile: Path | None, users_file: Path | None, quiet: bool, with_lanraragi: bool,
+def sandbox_command(profile: Path | None, users_file: Path | None, catalog_file: Path | None, quiet: bool, with_lanraragi: bool,
                     lanraragi_port: int, lanraragi_key: str | None, **options) -> None:
     """Run a local MangaDex (API, OAuth token endpoint, MangaDex@Home) to rehearse uploads against.
 
@@ -82,6 +88,8 @@ def sandbox_command(profile: Path | None, users_file: Path | None, quiet: bool, 
         settings.update({k: v for k, v in options.items() if v is not None and v != ()})
         if users_file:
             settings["users"] = load_users(users_file)
+        if catalog_file:
+            settings.update(load_catalog(catalog_file))
         config = SandboxConfig(**settings)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from exc
@@ -134,6 +142,8 @@ def _introduce(sandbox, config: SandboxConfig, library: RunningLanraragi | None 
         f"  state    {sandbox.state_url}  (sandbox-only; data kept {where})",
         f"  limits   {'MangaDex rate limits on' if config.rate_limits else 'rate limits off'}",
         f"  faults   {', '.join(faults + network) or 'none'} (seed {sandbox.seed})",
+        f"  process  chapters listed and readable {config.processing_delay:g} s (0.5x to 1.5x) after their commit"
+        + (f", {config.approval_delay:g} s more when approval is required" if config.approval_required else ""),
     ]
     env = dict(sandbox.env)
     if library is not None:

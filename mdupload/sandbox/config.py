@@ -16,6 +16,7 @@ import yaml
 DEMO_MANGA = "f9c33607-9180-4ba6-b85c-e4b5faee7192"
 ADULT_MANGA = "3f1c8a52-7d4e-4b9a-9c21-5e8f0a6b2d47"  # a pornographic title: hidden by the default ratings
 DEMO_GROUP = "145f9110-0a6c-4b71-8737-6acb1a3c5da4"
+DOCS_GROUP = "18dadd0b-cbce-41c4-a8a9-5e653780b9ff"  # the group of MangaDex's own upload documentation sample
 SECOND_GROUP = "6e9a1d8c-3f41-4a7e-9a59-2b7c0d5e8f13"
 
 _USER_NAMESPACE = uuid.UUID("0b7f6c2e-51a4-4d8e-9c3f-2a6e8d1b4f70")
@@ -47,7 +48,8 @@ DEMO_ACCOUNT = Account("demo", "demo", "mdupload-demo", "demo-secret")
 class Manga:
     id: str
     title: str
-    content_rating: str
+    content_rating: str = "safe"
+    original_language: str = "ja"
 
 
 @dataclass(frozen=True)
@@ -56,11 +58,25 @@ class Group:
     name: str
 
 
+@dataclass(frozen=True)
+class CatalogChapter:
+    """A chapter that already exists on MangaDex when the sandbox starts (from --catalog)."""
+
+    id: str
+    manga: str
+    chapter: str | None
+    language: str
+    groups: tuple[str, ...]
+    volume: str | None = None
+    title: str | None = None
+
+
 DEFAULT_MANGAS = (
     Manga(DEMO_MANGA, "The Sandbox Chronicles", "safe"),
     Manga(ADULT_MANGA, "After Dark in the Sandbox", "pornographic"),
 )
-DEFAULT_GROUPS = (Group(DEMO_GROUP, "Sandbox Scans"), Group(SECOND_GROUP, "Second Shift Scans"))
+DEFAULT_GROUPS = (Group(DEMO_GROUP, "Sandbox Scans"), Group(SECOND_GROUP, "Second Shift Scans"),
+                  Group(DOCS_GROUP, "MangaDex Documentation Group"))
 
 
 @dataclass(frozen=True)
@@ -74,12 +90,19 @@ class SandboxConfig:
     users: tuple[Account, ...] = ()  # accounts besides the demo one
     mangas: tuple[Manga, ...] = DEFAULT_MANGAS
     groups: tuple[Group, ...] = DEFAULT_GROUPS
+    chapters: tuple[CatalogChapter, ...] = ()  # published before the sandbox started (--catalog)
     # "MANGA:LOCALE" pairs whose uploads need staff approval; either side may be "*"
     approval_required: tuple[str, ...] = ()
     rate_limits: bool = True
     token_lifetime: float = 900.0  # seconds an access token lives (expires_in)
     refresh_lifetime: float = 86_400.0  # seconds a refresh token lives (refresh_expires_in)
-    processing_delay: float = 0.0  # seconds before a committed chapter is readable through MangaDex@Home
+    # Seconds from a commit until MangaDex has processed the chapter (each chapter draws from 0.5x to 1.5x
+    # of it): until then it is absent from lists and served without pages. MangaDex publishes no figure;
+    # 4 s is far longer than a client's look-up right after its commit (every race shows) and short
+    # enough for rehearsals. 0: processed at once (tests that need speed say so explicitly).
+    processing_delay: float = 4.0
+    # Seconds a chapter that needs staff approval waits on top of its processing (MangaDex: hours or days).
+    approval_delay: float = 120.0
     athome_url_ttl: float = 900.0  # seconds a MangaDex@Home base URL stays valid (then 403)
     # the base URL GET /at-home/server hands out instead of the image host's (a hostile or broken node,
     # e.g. another loopback port, to test that no token goes there); None: the image host
@@ -104,7 +127,7 @@ class SandboxConfig:
                      "athome_fail_rate"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"{name} must be between 0 and 1, not {getattr(self, name)}")
-        for name in ("latency", "file_processing_time", "processing_delay", "lost_answer_stall"):
+        for name in ("latency", "file_processing_time", "processing_delay", "approval_delay", "lost_answer_stall"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} cannot be negative")
         if self.token_lifetime <= 0 or self.refresh_lifetime <= 0 or self.athome_url_ttl <= 0:
@@ -130,7 +153,7 @@ class SandboxConfig:
 
 
 FIELDS = {f.name for f in dataclasses.fields(SandboxConfig)}
-_FILE_FIELDS = {"users", "mangas", "groups"}
+_FILE_FIELDS = {"users", "mangas", "groups", "chapters"}
 
 
 def load_profile(path: Path) -> dict:
@@ -196,6 +219,72 @@ def load_users(path: Path) -> tuple[Account, ...]:
         if twice:
             raise ConfigError(f"{path}: {label} used twice (the demo account has 'demo'/'mdupload-demo'): {twice}")
     return tuple(accounts)
+
+
+def load_catalog(path: Path) -> dict:
+    """A group's real series from a YAML/JSON file, added to the default catalogue:
+
+        mangas: [{id, title, contentRating (safe), originalLanguage (ja)}]
+        groups: [{id, name}]
+        chapters: [{manga, chapter, language, groups: [ids], volume, title, id}]  # already published
+
+    The SandboxConfig fields `mangas`, `groups` and `chapters` it sets."""
+    raw = _read(path)
+    if not isinstance(raw, dict) or set(raw) - {"mangas", "groups", "chapters"}:
+        raise ConfigError(f"{path}: a catalogue is a mapping with any of the lists mangas, groups, chapters")
+    mangas = [Manga(_uuid(path, "manga", i, e.get("id")), _text(path, "manga", i, e, "title"),
+                    _choice(path, i, e.get("contentRating", "safe")), str(e.get("originalLanguage", "ja")))
+              for i, e in _entries(path, raw, "mangas", {"id", "title", "contentRating", "originalLanguage"})]
+    groups = [Group(_uuid(path, "group", i, e.get("id")), _text(path, "group", i, e, "name"))
+              for i, e in _entries(path, raw, "groups", {"id", "name"})]
+    known_mangas = {m.id for m in (*DEFAULT_MANGAS, *mangas)}
+    known_groups = {g.id for g in (*DEFAULT_GROUPS, *groups)}
+    chapters = []
+    keys = {"id", "manga", "chapter", "language", "groups", "volume", "title"}
+    for index, entry in _entries(path, raw, "chapters", keys):
+        manga = _uuid(path, "chapter", index, entry.get("manga"))
+        chapter_groups = entry.get("groups", [])
+        if manga not in known_mangas:
+            raise ConfigError(f"{path}: chapter {index} is of manga {manga}, which is not in the catalogue")
+        if not isinstance(chapter_groups, list) or any(g not in known_groups for g in chapter_groups):
+            raise ConfigError(f"{path}: chapter {index}: groups must be a list of the catalogue's group ids")
+        number = entry.get("chapter")
+        language = str(entry.get("language", "en"))
+        ident = entry.get("id") or str(uuid.uuid5(_USER_NAMESPACE, f"{manga}|{number}|{language}|{chapter_groups}"))
+        chapters.append(CatalogChapter(_uuid(path, "chapter", index, ident), manga,
+                                       None if number is None else str(number), language, tuple(chapter_groups),
+                                       None if entry.get("volume") is None else str(entry["volume"]),
+                                       entry.get("title")))
+    return {"mangas": (*DEFAULT_MANGAS, *mangas), "groups": (*DEFAULT_GROUPS, *groups), "chapters": tuple(chapters)}
+
+
+def _entries(path: Path, raw: dict, name: str, keys: set[str]):
+    entries = raw.get(name) or []
+    if not isinstance(entries, list):
+        raise ConfigError(f"{path}: {name} must be a list")
+    for index, entry in enumerate(entries, 1):
+        if not isinstance(entry, dict) or set(entry) - keys:
+            raise ConfigError(f"{path}: {name} entry {index} must be a mapping of {', '.join(sorted(keys))}")
+        yield index, entry
+
+
+def _uuid(path: Path, what: str, index: int, value) -> str:
+    try:
+        return str(uuid.UUID(str(value)))
+    except ValueError:
+        raise ConfigError(f"{path}: {what} {index} needs an id that is a UUID, not {value!r}") from None
+
+
+def _text(path: Path, what: str, index: int, entry: dict, key: str) -> str:
+    if not isinstance(entry.get(key), str) or not entry[key]:
+        raise ConfigError(f"{path}: {what} {index} needs a {key}")
+    return entry[key]
+
+
+def _choice(path: Path, index: int, rating) -> str:
+    if rating not in ("safe", "suggestive", "erotica", "pornographic"):
+        raise ConfigError(f"{path}: manga {index}: contentRating must be safe, suggestive, erotica or pornographic")
+    return rating
 
 
 def _read(path: Path):

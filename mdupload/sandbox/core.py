@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import json
+import random
 import threading
 import time
 import uuid
@@ -34,12 +35,17 @@ class Core:
     api_url: str = ""
     athome_url: str = ""
     stopping: threading.Event = field(default_factory=threading.Event)
+    processing_rng: random.Random = field(default_factory=random.Random)  # the jitter of processing times
     # MangaDex@Home base URL token -> (chapter id, chapter hash, issued at); guarded by store.lock
     athome_bases: dict[str, tuple[str, str, float]] = field(default_factory=dict)
     cached: set[str] = field(default_factory=set)  # image paths a node has served once (X-Cache: HIT after)
     on_request: Callable[[dict], None] | None = None  # called with every request log entry
     # one entry per request: time, host, method, path, query, status, authorization, fault, bytes
     requests: collections.deque = field(default_factory=lambda: collections.deque(maxlen=100_000))
+    # what the sandbox let through that a stricter server might refuse: {request, part, leniency, stricter}
+    warnings: collections.deque = field(default_factory=lambda: collections.deque(maxlen=10_000))
+    # the sandbox's own failures (a bug answered 500): {request, error}
+    internal_errors: collections.deque = field(default_factory=lambda: collections.deque(maxlen=1_000))
 
     @property
     def accounts(self) -> dict[str, Account]:
@@ -54,6 +60,17 @@ class Core:
     @property
     def groups(self):
         return {g.id: g for g in self.config.groups}
+
+    def processing_time(self, needs_approval: bool) -> float:
+        """Seconds from a commit until this chapter is processed (and approved, when it needs to be)."""
+        with self.store.lock:
+            jitter = self.processing_rng.uniform(0.5, 1.5)
+        return self.config.processing_delay * jitter + (self.config.approval_delay if needs_approval else 0.0)
+
+    def warn(self, request: str, part: str | None, leniency: str, stricter: str) -> None:
+        """Record a leniency: MangaDex's behaviour here is unknown or lenient, a stricter server might refuse."""
+        self.warnings.append({"time": now(), "request": request, "part": part, "leniency": leniency,
+                              "stricter": stricter})
 
     def log(self, entry: dict) -> None:
         self.requests.append(entry)

@@ -35,6 +35,8 @@ ENDPOINT_LIMITS = {
 }
 
 CHAPTER_LIST_MAX_LIMIT = 100
+FEED_MAX_LIMIT = 500
+SEARCH_MAX_LIMIT = 100  # GET /manga, GET /group
 CHAPTER_LIST_MAX_WINDOW = 10_000  # offset + limit
 
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
@@ -79,6 +81,19 @@ COMMIT_SESSION = {
         "termsAccepted": {"const": True},
     },
     "required": ["chapterDraft", "pageOrder", "termsAccepted"],
+}
+CHAPTER_EDIT = {
+    "type": "object",
+    "properties": {
+        "volume": _NUMBER,
+        "chapter": _NUMBER,
+        "title": {"type": ["string", "null"], "maxLength": 255},
+        "translatedLanguage": {"type": "string", "pattern": LANGUAGE_PATTERN},
+        "groups": {"type": "array", "maxItems": 10, "items": _UUID},
+        "version": {"type": "integer", "minimum": 1},
+    },
+    "required": ["version"],
+    "additionalProperties": False,
 }
 DELETE_FILES = {"type": "array", "minItems": 1, "items": _UUID}
 CHECK_APPROVAL = {

@@ -15,7 +15,7 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 
 from . import api, athome
 from .app import App, logger
-from .config import DEMO_ACCOUNT, DEMO_GROUP, SandboxConfig
+from .config import DEMO_ACCOUNT, DEMO_GROUP, CatalogChapter, SandboxConfig
 from .core import REPORT_PATH, STATE_PATH, TOKEN_PATH, Core, new_id, now
 from .network import Faults, Throttle
 from .ratelimit import RateLimiter
@@ -23,8 +23,14 @@ from .statedoc import state_document
 from .store import Chapter, Store
 
 
+NOBODY = "00000000-0000-4000-8000-000000000000"  # the uploader of chapters that existed before the sandbox
+
+
 class _QuietHandler(WSGIRequestHandler):
-    """The request log is the sandbox's own (Core.requests); werkzeug's access log stays silent."""
+    """HTTP/1.1 with persistent connections, as MangaDex's API keeps them; the request log is the
+    sandbox's own (Core.requests), werkzeug's access log stays silent."""
+
+    protocol_version = "HTTP/1.1"
 
     def log_request(self, code="-", size="-") -> None:
         pass
@@ -51,9 +57,13 @@ class RunningSandbox:
             leftover.unlink()
         seed = config.seed if config.seed is not None else random.SystemRandom().randrange(1 << 31)
         throttle = Throttle(config.bandwidth) if config.bandwidth else None
-        self._core = core = Core(config, store, Faults(config, seed), throttle, RateLimiter())
+        self._core = core = Core(config, store, Faults(config, seed), throttle, RateLimiter(),
+                                 processing_rng=random.Random(seed))
         with store.lock:
             store.records.accounts.update({a.username: dataclasses.asdict(a) for a in config.accounts})
+            for existing in config.chapters:
+                if existing.id not in store.records.chapters:
+                    store.records.chapters[existing.id] = _published(existing)
             store.save()
         self._servers = []
         try:
@@ -132,6 +142,13 @@ class RunningSandbox:
 
     def __exit__(self, *exc_info) -> None:
         self.stop()
+
+
+def _published(existing: CatalogChapter) -> Chapter:
+    """A chapter of the catalogue file: processed, without pages, uploaded by nobody the sandbox knows."""
+    at = now()
+    return Chapter(existing.id, existing.manga, list(existing.groups), NOBODY, existing.volume, existing.chapter,
+                   existing.title, existing.language, None, at, at, at, at, new_id().replace("-", ""), [])
 
 
 def start_sandbox(config: SandboxConfig | None = None) -> RunningSandbox:

@@ -9,6 +9,9 @@
  "requests": [{"time", "host", "method", "path", "query", "status" (null: no answer), "authorization" (bool),
                "fault" (null or the fault that struck), "bytes" (request body bytes read)}],
  "reports": [the MangaDex@Home reports received, as sent],
+ "warnings": [{"time", "request" ("POST /upload/…"), "part" (field name and filename, or null), "leniency"
+               (what the sandbox let through), "stricter" (what a stricter server might do)}],
+ "internalErrors": [{"time", "request", "error"}: sandbox bugs, each answered 500],
  "network": {"bandwidth", "throttledBytes", "throttleWaitSeconds"},
  "faults": {"seed", "injected": {fault: count}}}
 """
@@ -40,6 +43,8 @@ def state_document(core: Core) -> dict:
         "sessions": sessions,
         "requests": list(core.requests),
         "reports": reports,
+        "warnings": list(core.warnings),
+        "internalErrors": list(core.internal_errors),
         "network": {"bandwidth": throttle.rate if throttle else None,
                     "throttledBytes": throttle.bytes if throttle else 0,
                     "throttleWaitSeconds": throttle.waited if throttle else 0.0},
@@ -53,7 +58,7 @@ def _chapter(chapter) -> dict:
         "volume": chapter.volume, "chapter": chapter.chapter, "title": chapter.title,
         "translatedLanguage": chapter.translated_language, "version": chapter.version,
         "publishAt": iso(chapter.publish_at), "createdAt": iso(chapter.created_at), "updatedAt": iso(chapter.updated_at),
-        "processed": processed(chapter), "awaitingApproval": chapter.awaiting_approval,
+        "processed": processed(chapter), "awaitingApproval": chapter.awaiting_approval and not processed(chapter),
         "unavailable": chapter.unavailable,
         "pages": [{"originalFileName": p.original_file_name, "fileSize": p.file_size, "fileHash": p.file_hash,
                    "mimeType": p.mime_type, "name": p.name} for p in chapter.pages],

@@ -8,6 +8,7 @@ and chapters). Callers hold `lock` while they read or change the records; `save(
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import threading
@@ -63,6 +64,12 @@ class Page:
     file_size: int
     mime_type: str
     name: str  # the file name MangaDex@Home serves it under
+
+    @property
+    def saver_name(self) -> str:
+        """The data-saver file name: a hash of its own, always .jpg (the rendition is a JPEG)."""
+        digest = hashlib.sha256(f"data-saver:{self.file_hash}".encode()).hexdigest()
+        return f"{self.name.partition('-')[0]}-{digest}.jpg"
 
 
 @dataclass
@@ -137,6 +144,10 @@ class Store:
     def blob(self, sha256: str) -> Path:
         return self.blobs / sha256
 
+    def saver_blob(self, sha256: str) -> Path:
+        """The data-saver rendition of a blob (made by the image host on first request)."""
+        return self.blobs / f"saver-{sha256}"
+
     def keep_blob(self, incoming: Path, sha256: str) -> None:
         """Move an accepted upload into the blob store (the same bytes are kept once)."""
         target = self.blob(sha256)
@@ -152,3 +163,4 @@ class Store:
             used |= {p.file_hash for c in self.records.chapters.values() for p in c.pages}
             for sha256 in hashes - used:
                 self.blob(sha256).unlink(missing_ok=True)
+                self.saver_blob(sha256).unlink(missing_ok=True)

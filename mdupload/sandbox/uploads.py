@@ -2,7 +2,14 @@
 
 MangaDex's rules: one open session per account; 1 to 10 files per request, 500 per session, 20 MB
 per file, 150 MB per session; JPEG, PNG and GIF only, decided from the bytes, each side at most
-10,000 px. A refused file is an entry of `errors` in a 200 answer and is missing from `data`.
+10,000 px. A refused file is an entry of `errors` in a 200 answer whose `result` stays "ok" (MangaDex's
+upload guide: "The response body will be successful (response.result == 'ok') but might also contain
+errors if one or more files failed to validate") and is missing from `data`.
+
+A part's declared type and its file name's extension do not decide anything (the bytes do), as on
+MangaDex, whose own documentation sample sends `image/jpg` and which popular uploaders reach with
+untyped parts named 0, 1, …. Each such leniency is stored and recorded as a warning in the state
+document, since a stricter server might refuse it.
 """
 
 from __future__ import annotations
@@ -68,7 +75,7 @@ def begin_edit(core: Core, request: Request, account: Account, chapter_id: str) 
         if chapter.uploader != account.user_id:
             raise ApiError(401, "unauthorized_http_exception", "Only the chapter's uploader may edit it")
         if body["version"] != chapter.version:
-            raise _stale(chapter, body["version"])
+            raise stale_version(chapter, body["version"])
         return _start(core, account, chapter.manga_id, list(chapter.group_ids), chapter)
 
 
@@ -88,6 +95,10 @@ def upload_files(core: Core, request: Request, account: Account, session_id: str
         raise ApiError(400, "bad_request_http_exception",
                        f"At most {rules.FILES_PER_REQUEST} files per request; this one has {len(parts)}")
     received = [_receive(core, part) for part in parts]
+    where = f"POST {request.path}"
+    for (field_name, part), incoming in zip(request.files.items(multi=True), received, strict=True):
+        if incoming.problem is None:
+            _warn_leniencies(core, where, field_name, part, incoming)
     try:
         stored, errors = _store(core, account, session_id, received)
     finally:
@@ -95,7 +106,7 @@ def upload_files(core: Core, request: Request, account: Account, session_id: str
             incoming.path.unlink(missing_ok=True)
     if core.config.file_processing_time and stored:
         core.stopping.wait(core.config.file_processing_time * len(stored))
-    return json_response({"result": "error" if errors else "ok", "errors": errors,
+    return json_response({"result": "ok", "errors": errors,
                           "data": [file_json(f) for f in stored]})
 
 
@@ -238,10 +249,28 @@ def _receive(core: Core, part: FileStorage) -> _Incoming:
     if not name:
         return _Incoming(name, path, digest.hexdigest(), size, None, "every file part needs a filename")
     sniffed = sniff(path, size)
-    problem = sniffed.problem
-    if problem is None and part.mimetype != sniffed.mime:
-        problem = f"the part says it is {part.mimetype or 'untyped'} but the bytes are {sniffed.mime}"
-    return _Incoming(name, path, digest.hexdigest(), size, sniffed.mime, problem)
+    return _Incoming(name, path, digest.hexdigest(), size, sniffed.mime, sniffed.problem)
+
+
+_NAME_EXTENSIONS = {"image/jpeg": ("jpg", "jpeg"), "image/png": ("png",), "image/gif": ("gif",)}
+
+
+def _warn_leniencies(core: Core, where: str, field_name: str, part: FileStorage, incoming: _Incoming) -> None:
+    """Record what this stored part relied on that a stricter server might refuse."""
+    label = f"{field_name} ({incoming.name!r})"
+    declared = part.mimetype
+    if not declared:
+        core.warn(where, label, "the part has no Content-Type; its type was read from its bytes "
+                  f"({incoming.mime})", f"refuse the part or store it as application/octet-stream")
+    elif declared != incoming.mime:
+        core.warn(where, label, f"the part says {declared} but its bytes are {incoming.mime}; the bytes decided",
+                  f"refuse a part whose declared type is not {incoming.mime}")
+    extension = incoming.name.rpartition(".")[2].lower() if "." in incoming.name else ""
+    if not extension:
+        core.warn(where, label, "the file name has no extension", "refuse it or derive a wrong page name from it")
+    elif extension not in _NAME_EXTENSIONS[incoming.mime]:
+        core.warn(where, label, f"the file name ends in .{extension} but its bytes are {incoming.mime}",
+                  "refuse it or serve it under the wrong type")
 
 
 def _open_session_of(core: Core, account: Account) -> Session | None:
@@ -302,7 +331,7 @@ def _drop_files(core: Core, session: Session, file_ids: list[str]) -> set[str]:
     return hashes
 
 
-def _stale(chapter: Chapter, sent: int) -> ApiError:
+def stale_version(chapter: Chapter, sent: int) -> ApiError:
     return ApiError(409, "optimistic_lock_exception",
                     f"Chapter {chapter.id} is at version {chapter.version}, not {sent}: "
                     "read it again and start from its current version")
@@ -326,7 +355,8 @@ def _chapter_from(core: Core, session: Session, account: Account, draft: dict, p
                   pages: list[Page]) -> Chapter:
     """The new chapter, or the edited one with its version raised."""
     committed = now()
-    readable_at = committed + core.config.processing_delay
+    needs_approval = core.config.needs_approval(session.manga_id, draft["translatedLanguage"])
+    readable_at = committed + core.processing_time(needs_approval)
     fields = {"volume": draft["volume"], "chapter": draft["chapter"], "title": draft["title"],
               "translated_language": draft["translatedLanguage"]}
     chapters = core.store.records.chapters
@@ -334,13 +364,13 @@ def _chapter_from(core: Core, session: Session, account: Account, draft: dict, p
         chapter = Chapter(new_id(), session.manga_id, list(session.group_ids), account.user_id, external_url=None,
                           publish_at=publish_at, created_at=committed, updated_at=committed, readable_at=readable_at,
                           hash=new_id().replace("-", ""), pages=pages,
-                          awaiting_approval=core.config.needs_approval(session.manga_id, draft["translatedLanguage"]),
+                          awaiting_approval=needs_approval,
                           **fields)
         chapters[chapter.id] = chapter
         return chapter
     chapter = chapters[session.chapter_id]
     if chapter.version != session.chapter_version:
-        raise _stale(chapter, session.chapter_version)
+        raise stale_version(chapter, session.chapter_version)
     for name, value in fields.items():
         setattr(chapter, name, value)
     if draft.get("publishAt") is not None:
