@@ -28,6 +28,7 @@ from .images import megabytes
 from .manifest import load_manifest
 from .options import (
     accept_terms_option,
+    api_options,
     chapter_option,
     concurrency_option,
     fix_option,
@@ -110,14 +111,23 @@ def _client(api_url, auth_url, dev):
 @chapter_option
 @click.option("--deep", is_flag=True, help="Decode every page fully (finds corrupt pixel data headers hide).")
 @fix_option
+@click.option("--offline", is_flag=True, help="Check the files only; do not ask MangaDex about the manga and groups.")
+@api_options
 @json_flag
-def validate(manifest, chapters, exclude, deep, fix, as_json):
-    """Check every page of the manifest's chapters against MangaDex's rules."""
+def validate(manifest, chapters, exclude, deep, fix, offline, api_url, dev, as_json):
+    """Check every page of the manifest's chapters against MangaDex's rules, and (unless --offline) that
+    MangaDex knows its manga and groups."""
     from .publish import check_all
 
     loaded = load_manifest(manifest)
     specs = select_chapters(loaded, chapters, exclude)
     reporter = Reporter(quiet=False)
+    identified = None
+    if not offline:
+        identified = _identify(loaded, api_url, dev, unreachable_hint="Check the connection (and --api-url / "
+                                                                       "--dev), or check the files only with --offline.")
+        for line in identified.lines():
+            reporter.info(line)
     with tempfile.TemporaryDirectory(prefix="mdupload-") as workdir:
         reports = check_all(specs, Path(workdir), deep=deep, fix=fix)
     for report in reports:
@@ -126,8 +136,21 @@ def validate(manifest, chapters, exclude, deep, fix, as_json):
     annotate_reports(reports, loaded)
     write_step_summary("mdupload validate", [_check_row(r) for r in reports])
     if as_json:
-        print_json({"ok": ok, "chapters": [r.to_json() for r in reports]})
+        document = {"ok": ok, "chapters": [r.to_json() for r in reports]}
+        if identified is not None:
+            document["mangadex"] = identified.to_json()
+        print_json(document)
     sys.exit(EXIT_OK if ok else EXIT_FAILED)
+
+
+def _identify(loaded, api_url, dev, *, unreachable_hint: str):
+    """The manifest's manga and groups as MangaDex names them (public reads: no sign-in); see identify.py."""
+    from .identify import Catalogue, identify
+    from .mangadex.client import MangaDexClient, resolve_hosts
+
+    hosts = resolve_hosts(api_url=api_url, dev=dev)
+    return identify(loaded, Catalogue(MangaDexClient(api_url=hosts.api_url, auth_url=hosts.auth_url)),
+                    unreachable_hint=unreachable_hint)
 
 
 def _check_row(report) -> dict:
@@ -195,6 +218,10 @@ def upload(manifest, chapters, exclude, accept_terms, stale_after, abandon_open,
     loaded = load_manifest(manifest)
     specs = select_chapters(loaded, chapters, exclude)
     reporter = Reporter(quiet=quiet)
+    if not dry_run:  # a wrong id is found at its manifest line, before anything is uploaded
+        for line in _identify(loaded, api_url, dev, unreachable_hint="Nothing was uploaded; run the same command "
+                                                                      "again once MangaDex answers.").lines():
+            reporter.info(line)
     options = UploadOptions(stale_after=timedelta(minutes=stale_after), abandon_open=abandon_open,
                             force_new=force_new, concurrency=concurrency or DEFAULT_CONCURRENCY)
     archive_target = None
