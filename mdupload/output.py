@@ -197,4 +197,5 @@ def chapter_result_json(result: ChapterResult) -> dict[str, Any]:
         "error": result.error,
         "failed_pages": result.failed_pages,
         "notices": result.notices,
+        "retry_later": result.retry_later,
     }
