@@ -262,8 +262,11 @@ def publish_and_report(loaded, specs, *, reporter: Reporter, options, connect, l
             if not report.ok:
                 _show_report(reporter, report)
         bad = sum(1 for r in outcome.reports if not r.ok)
-        reporter.error(f"{bad} chapter(s) cannot be uploaded as they are; nothing was uploaded. Fix them, "
-                       "or publish the others with --skip-invalid (or pick chapters with --chapter / --exclude).")
+        if options.command == "upload":
+            reporter.error(f"{bad} chapter(s) cannot be uploaded as they are; nothing was uploaded. Fix them, "
+                           "or publish the others with --skip-invalid (or pick chapters with --chapter / --exclude).")
+        else:
+            reporter.error(f"{bad} chapter(s) cannot be uploaded as they are; nothing was uploaded.")
         annotate_reports(outcome.reports, loaded)
         write_step_summary("mdupload upload: checks failed, nothing uploaded", [_check_row(r) for r in outcome.reports])
         return {"ok": False, "error": "checks failed", "chapters": [_unchecked_json(r) for r in outcome.reports]}
@@ -338,24 +341,30 @@ def _dry_run_json(plan) -> dict:
 @click.option("--settle", type=click.FloatRange(min=0), default=30, show_default=True, metavar="SECONDS",
               help="An item is taken once its sizes and times have not changed for this long.")
 @click.option("--once", is_flag=True, help="Process what is in the inbox now, then exit (for cron and timers).")
+@click.option("--dry-run", is_flag=True,
+              help="List what would be published now, in order, and how each name is read; publish nothing.")
 @accept_terms_option
 @stale_after_option
 @concurrency_option
 @host_options
 @ledger_option
-def watch(inbox, series_paths, settle, once, accept_terms, stale_after, concurrency, api_url, auth_url, dev,
+def watch(inbox, series_paths, settle, once, dry_run, accept_terms, stale_after, concurrency, api_url, auth_url, dev,
           ledger_path):
     """Publish every chapter that appears in INBOX (a folder, .zip or .cbz), once it is complete.
 
     Published items move to INBOX/done/ with a JSON receipt, failed ones to INBOX/failed/ with a
-    .error.txt saying what to fix. Runs until SIGINT/SIGTERM (the chapter in flight is finished first).
+    .error.txt saying what to fix. Items of one series go out in chapter order. A problem outside the item
+    (MangaDex unreachable or failing, the ledger or the account's session busy) leaves it in INBOX and is
+    retried after a growing delay. Runs until SIGINT/SIGTERM (the chapter in flight is finished first).
     """
     from .upload import UploadOptions
     from .watch import run_watch
 
     reporter = Reporter(quiet=False, force_plain=True)  # a log, not a terminal show
+    if dry_run:
+        sys.exit(run_watch(inbox, series_paths, publish=None, settle=settle, dry_run=True))
     options = UploadOptions(stale_after=timedelta(minutes=stale_after),
-                            concurrency=concurrency or DEFAULT_CONCURRENCY)
+                            concurrency=concurrency or DEFAULT_CONCURRENCY, command="watch")
     clients = []  # one client (one token) for the watcher's whole life
 
     def connect():
