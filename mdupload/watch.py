@@ -84,26 +84,22 @@ class WatchSummary:
     unmatched: list[str] = field(default_factory=list)  # left in the inbox: no series matches them
     ambiguous: list[str] = field(default_factory=list)  # left in the inbox: several series match them
     waiting: list[str] = field(default_factory=list)  # left for the next run: still settling, or not opening
+    held: list[str] = field(default_factory=list)  # left in the inbox by a problem outside them (retried later)
 
     @property
     def failed(self) -> list[ItemResult]:
         return [result for result in self.results if result.status == "failed"]
 
     @property
-    def deferred(self) -> list[ItemResult]:
-        return [result for result in self.results if result.status == "deferred"]
-
-    @property
     def exit_code(self) -> int:
-        return EXIT_FAILED if self.failed or self.ambiguous or self.deferred else EXIT_OK
+        return EXIT_FAILED if self.failed or self.ambiguous or self.held else EXIT_OK
 
     def describe(self) -> str:
         counts = [
             (sum(r.status == "uploaded" for r in self.results), "published"),
             (sum(r.status == "skipped" for r in self.results), "already on MangaDex (moved to done/)"),
             (len(self.failed), "failed (see failed/)"),
-            (len({r.name for r in self.deferred} - {r.name for r in self.results if r.status != "deferred"}),
-             "left in the inbox by a problem outside them (tried again on the next run)"),
+            (len(self.held), "left in the inbox by a problem outside them (tried again on the next run)"),
             (len(self.unmatched), "matched no series"),
             (len(self.ambiguous), "matched several series"),
             (len(self.waiting), "not complete yet (left for the next run)"),
@@ -158,11 +154,15 @@ class Watcher:
             if (stop is not None and stop.is_set()) or not due or now >= deadline:
                 break
             self._sleep(max(0.0, min(min(due), deadline, now + self.rescan_every) - now))
+        now = self._clock()
+        held = [] if self._paused_until is None or now >= self._paused_until else \
+            [name for name, tracked in self._tracked.items() if tracked.since + self.settle <= now]
         return WatchSummary(
             results=results,
             unmatched=[name for name, said in self._reported.items() if said == "unmatched"],
             ambiguous=[name for name, said in self._reported.items() if said == "ambiguous"],
-            waiting=natsorted(self._tracked, alg=ns.IGNORECASE),
+            waiting=natsorted((name for name in self._tracked if name not in held), alg=ns.IGNORECASE),
+            held=natsorted(held, alg=ns.IGNORECASE),
         )
 
     def run_forever(self, stop: threading.Event) -> None:

@@ -76,3 +76,66 @@ def test_a_range_publishes_just_those_chapters(sandbox, tmp_path, env):
     typo = run_cli(["upload", str(manifest), "--chapter", "1-6,16"], env)
     assert typo.code == 2
     assert "no chapter matching --chapter 16" in typo.stderr and "Its chapters are: 1-10" in typo.stderr
+
+
+def _series_file(folder: Path) -> Path:
+    path = folder / "night.yaml"
+    path.write_text(f"manga: {MANGA}\ngroups: [{GROUP}]\nlanguage: en\nterms_accepted: true\nmatch: Night Market\n",
+                    encoding="utf-8")
+    return path
+
+
+def _item(inbox: Path, name: str, *, broken: bool = False) -> None:
+    pages = inbox / name
+    pages.mkdir(parents=True)
+    for page in (1, 2):
+        Image.new("RGB", (60, 90), (page * 90, 40, 90)).save(pages / f"{page}.png")
+    if broken:
+        data = (pages / "2.png").read_bytes()
+        (pages / "2.png").write_bytes(data[: len(data) // 2])
+
+
+def _options_of(command: str) -> set[str]:
+    from mdupload.cli import main
+
+    return {name for param in main.commands[command].params for name in param.opts if name.startswith("--")}
+
+
+def test_watch_keeps_items_through_an_outage_then_publishes_them_in_chapter_order(sandbox, tmp_path, env):
+    import re
+    import socket
+
+    inbox = tmp_path / "inbox"
+    names = ["Night Market - c013.5 [Group]", "Night Market [en] - c012 [Group]", "Night Market - c2 [Group]"]
+    for name in names:
+        _item(inbox, name)
+    series = _series_file(tmp_path)
+    with socket.socket() as closed:  # a port nobody listens on: MangaDex unreachable
+        closed.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    down = dict(env, MDUPLOAD_API_URL=dead, MDUPLOAD_AUTH_URL=dead)
+    run = run_cli(["watch", str(inbox), "--series", str(series), "--once", "--settle", "0"], down, timeout=300)
+    said = run.stderr
+    assert run.code == 1, run.stderr
+    assert sorted(p.name for p in inbox.iterdir() if not p.name.startswith(".")) == sorted(names)
+    assert "stays in the inbox; retry 1 in 30 s" in run.stderr and not (inbox / "failed").exists()
+    assert "3 left in the inbox by a problem outside them" in run.stderr
+
+    dry = run_cli(["watch", str(inbox), "--series", str(series), "--dry-run"], env)
+    assert dry.code == 0, dry.stderr
+    assert [line.split(":")[0] for line in dry.stderr.splitlines()[:3]] == [
+        f"1. {names[2]}", f"2. {names[1]}", f"3. {names[0]}"]
+
+    _item(inbox, "Night Market - c014 [Group]", broken=True)
+    run = run_cli(["watch", str(inbox), "--series", str(series), "--once", "--settle", "0"], env, timeout=300)
+    said += run.stderr
+    assert run.code == 1, run.stderr
+    assert [c["chapter"] for c in sandbox.state()["chapters"]] == ["2", "12", "13.5"]
+    assert sorted(p.name for p in (inbox / "failed").iterdir()) == ["Night Market - c014 [Group]",
+                                                                   "Night Market - c014 [Group].error.txt"]
+    (inbox / "done" / names[0]).rename(inbox / names[0])  # dropped again: found on MangaDex, skipped
+    run = run_cli(["watch", str(inbox), "--series", str(series), "--once", "--settle", "0"], env, timeout=300)
+    assert run.code == 0 and "already on MangaDex" in run.stderr
+    everything = said + run.stderr + dry.stderr + (inbox / "failed" / "Night Market - c014 [Group].error.txt").read_text()
+    named = set(re.findall(r"(?<![\w-])--[a-z][a-z-]+", everything))
+    assert named <= _options_of("watch"), named - _options_of("watch")
