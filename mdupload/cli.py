@@ -25,7 +25,7 @@ from .ci import (
 )
 from .errors import EXIT_AUTH, EXIT_FAILED, EXIT_OK, AuthError, MdUploadError
 from .images import megabytes
-from .manifest import load_manifest
+from .manifest import in_utc_and_local, load_manifest
 from .options import (
     accept_terms_option,
     api_options,
@@ -122,6 +122,8 @@ def validate(manifest, chapters, exclude, deep, fix, offline, api_url, dev, as_j
     loaded = load_manifest(manifest)
     specs = select_chapters(loaded, chapters, exclude)
     reporter = Reporter(quiet=False)
+    for warning in loaded.warnings:
+        reporter.warn(warning)
     identified = None
     if not offline:
         identified = _identify(loaded, api_url, dev, unreachable_hint="Check the connection (and --api-url / "
@@ -169,6 +171,8 @@ def _show_report(reporter: Reporter, report) -> None:
     verdict = "ok" if report.ok else "cannot be uploaded as it is"
     reporter.info(f"{spec.label}: {len(report.pages)} pages, {megabytes(report.total_bytes)}, "
                   f"largest side {report.largest_side or 0} px: {verdict}")
+    if spec.publish_at is not None:
+        reporter.info(f"  scheduled for {in_utc_and_local(spec.publish_at)}")
     for warning in report.warnings:
         reporter.warn(f"  {warning}")
     for problem in report.problems:

@@ -13,6 +13,7 @@ import json
 import os
 import re
 import stat
+import string
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -43,6 +44,7 @@ from .limits import (
     LANGUAGE_PATTERN,
     MAX_GROUPS,
     TITLE_MAX_LENGTH,
+    UUID_PATTERN,
 )
 
 MAX_BYTES = 256 * 1024  # 1,000 chapters take about 100 KB
@@ -52,14 +54,20 @@ PAGE_ARCHIVE_SUFFIXES = (".zip", ".cbz")
 _YAML = "tag:yaml.org,2002:"
 _SCALAR_TAGS = {_YAML + name for name in ("str", "int", "float", "bool", "null", "timestamp")}
 _TEXT_TAGS = {_YAML + "merge", _YAML + "value"}  # `<<` and `=`: YAML 1.1 specials, plain text here
+_NUMBER_KEYS = ("chapter", "volume")  # a whole number written unquoted loses nothing: read as its text
+_WHOLE_NUMBER = re.compile(r"0|[1-9][0-9]*")
+# A mangadex.org address of a manga or group: the id is read from it (https://mangadex.org/title/<id>/<slug>).
+_MANGADEX_URL = re.compile(r"(?:https?://)?(?:www\.)?mangadex\.org/(title|group|chapter|author)/([^/?#]*)"
+                           r"(?:[/?#].*)?", re.IGNORECASE)
+_UUID = re.compile(UUID_PATTERN)
 
 _KEY_HINTS = {
-    "manga": "Add `manga: <id>`, the UUID in the manga's URL (mangadex.org/title/<id>).",
+    "manga": "Add `manga: <id or URL>`: the manga's address, mangadex.org/title/<id>/..., or the id in it.",
     "groups": "Add `groups: [<group id>, ...]`, or `groups: []` to credit no group.",
     "language": "Add `language: en` (or the chapters' language code).",
     "chapters": "Add a `chapters:` list with one entry per chapter.",
-    "chapter": 'Add `chapter: "1"` (the number, quoted), or `chapter: null` for a oneshot.',
-    "pages": "Add `pages: <folder, .zip or .cbz>`, relative to the manifest file.",
+    "chapter": 'Add `chapter: 1` (a decimal quoted: "12.5"), or `chapter: null` for a oneshot.',
+    "pages": "Add `pages: <folder, .zip or .cbz>`, relative to the manifest file (~ and $VARIABLES work).",
 }
 _TYPE_NAMES = {"string": "text", "null": "null", "boolean": "true or false", "array": "a list",
                "object": "a mapping of `key: value` lines"}
@@ -106,6 +114,7 @@ class Manifest:
     terms_accepted: bool
     chapters: tuple[ChapterSpec, ...]
     lanraragi: LanraragiSettings | None = None
+    warnings: tuple[str, ...] = ()  # what is valid but probably not meant (a publish_at in the past), with its line
 
     def select(self, numbers: Sequence[str]) -> list[ChapterSpec]:
         """The chapters whose number is among `numbers` ("oneshot" for a oneshot), in manifest order; [] = all."""
@@ -316,7 +325,13 @@ class _Document:
             self.marks.chapter_names[path[1]] = _entry_name(node, path[1])
         if isinstance(node, yaml.ScalarNode) and node.tag in _SCALAR_TAGS:
             self.marks.texts[path] = node.value
-            return _scalar(node, path)
+            value = _scalar(node, path)
+            if path and path[-1] in _NUMBER_KEYS and isinstance(value, (int, float)) and not isinstance(value, bool):
+                if type(value) is int and _WHOLE_NUMBER.fullmatch(node.value):
+                    return node.value  # `chapter: 12` loses nothing
+                message, hint = _unquoted_number(f"`{path[-1]}`", path[-1], node.value, value)
+                raise _RefusedNode(message, node.start_mark, hint, path)
+            return value
         if isinstance(node, yaml.SequenceNode) and node.tag == _YAML + "seq":
             return [self._value(item, path + (index,)) for index, item in enumerate(node.value)]
         if isinstance(node, yaml.MappingNode) and node.tag == _YAML + "map":
@@ -410,6 +425,8 @@ def _explain(error: jsonschema.ValidationError, marks: _Marks, path: Path) -> tu
     name = f"`{key}`" if key else "the manifest"
     if where and isinstance(where[-1], int):
         name = f"item {where[-1] + 1} of `{key}`"
+    if len(where) == 2 and where[0] == "groups_by_name":  # a series file's map: group name -> id
+        key, name = "groups", f"the id of {_short(where[1])!r} in `groups_by_name`"
     message, hint = error.message + ".", "Compare with manifests/README.md."
     instance = error.instance
     kind = error.validator
@@ -426,7 +443,7 @@ def _explain(error: jsonschema.ValidationError, marks: _Marks, path: Path) -> tu
     elif kind == "type":
         message, hint = _type_error(name, key, error, marks.texts.get(where))
     elif kind == "pattern":
-        message, hint = _pattern_error(name, key, instance)
+        message, hint = _pattern_error(name, key, marks.texts.get(where, instance))
     elif kind == "minLength":
         message = f"{name} is empty."
         hint = {"chapter": "Write `chapter: null` for a oneshot.",
@@ -467,12 +484,11 @@ def _type_error(name: str, key: str | None, error, text: str | None) -> tuple[st
     instance = error.instance
     if instance is None:
         return f"{name} has no value.", _KEY_HINTS.get(key, f"Give {name} a value, or leave the key out.")
+    if key == "publish_at_from_name":
+        return (f"{name} must name the time zone of the dates in item names, not {_short(repr(instance))}.",
+                "Write `publish_at_from_name: UTC`, an offset such as +09:00, or a zone name such as Asia/Tokyo.")
     if "string" in expected and text is not None and not isinstance(instance, str):
-        kind = "true/false" if isinstance(instance, bool) else "a number"
-        text = _short(text)
-        written = f'{key}: "{text}"' if key and name == f"`{key}`" else f'"{text}"'
-        return (f"{name} must be {wanted}, but YAML reads {text} as {kind} ({_short(instance)}), "
-                "losing how it was written.", f"Quote it: write {written}.")
+        return _unquoted_number(name, key, text, instance, wanted)
     if expected == ["boolean"]:
         return f"{name} must be true or false, not {_short(repr(instance))}.", f"Write `{key}: true` or `{key}: false`."
     if expected == ["array"] and text is not None:
@@ -480,6 +496,19 @@ def _type_error(name: str, key: str | None, error, text: str | None) -> tuple[st
                 f"Write it in brackets: `{key}: [{_short(text)}]`.")
     kind = {dict: "a mapping", list: "a list"}.get(type(instance)) or _short(repr(instance))
     return f"{name} must be {wanted}, not {kind}.", "Compare with manifests/README.md and manifests/example.yaml."
+
+
+def _unquoted_number(name: str, key: str | None, text: str, value, wanted: str = "text or null") -> tuple[str, str]:
+    """YAML read `text` as a number or true/false: the message and the quoted form to write."""
+    kind = "true/false" if isinstance(value, bool) else "a number"
+    quoted, why = text, ""
+    if key in _NUMBER_KEYS and kind == "a number":
+        why = " Whole numbers such as 12 may stay unquoted; decimals and other forms need quotes."
+        without_zeros = re.sub(r"^0+(?=\d)", "", text.strip())
+        quoted = without_zeros if re.match(CHAPTER_PATTERN, without_zeros) else text
+    written = f'{key}: "{_short(quoted)}"' if key and name == f"`{key}`" else f'"{_short(quoted)}"'
+    return (f"{name} must be {wanted}, but YAML reads {_short(text)} as {kind} ({_short(value)}), losing how "
+            f"it was written.{why}", f"Quote it: write {written}.")
 
 
 def _short(value, limit: int = 60) -> str:
@@ -490,9 +519,7 @@ def _short(value, limit: int = 60) -> str:
 
 def _pattern_error(name: str, key: str | None, instance: str) -> tuple[str, str]:
     if key in ("manga", "groups"):
-        return (f"{name} is not a MangaDex id: {_short(instance)!r}.",
-                "Copy the UUID from the MangaDex URL (mangadex.org/title/<id> or mangadex.org/group/<id>), "
-                "e.g. f9c33607-9180-4ba6-b85c-e4b5faee7192.")
+        return _id_error(name, "title" if key == "manga" else "group", instance)
     if key == "language":
         hint = "Use two lowercase letters, optionally a region: en, pt-br, es-la, zh-hk."
         suggestion = instance.strip().lower().replace("_", "-")
@@ -506,9 +533,66 @@ def _pattern_error(name: str, key: str | None, instance: str) -> tuple[str, str]
             hint = f'Write `{key}: "{suggestion}"`.'
         return f"{name} {_short(instance)!r} is not a number MangaDex accepts.", hint
     if key == "publish_at":
+        if _NAIVE_DATE_TIME.fullmatch(instance.strip()):
+            try:
+                return _zone_missing(name, instance.strip())
+            except ValueError:  # 2026-02-30 18:00: not a date at all
+                pass
         return (f"{name} {_short(instance)!r} is not a date and time.",
                 "Write it as YYYY-MM-DDTHH:MM:SSZ, e.g. 2026-12-24T12:00:00Z (UTC) or with an offset like +02:00.")
     return f"{name} {_short(instance)!r} does not have the expected form.", "Compare with manifests/README.md."
+
+
+def _id_error(name: str, kind: str, instance: str) -> tuple[str, str]:
+    """`kind` is what the value names on mangadex.org: "title" (a manga) or "group"."""
+    wanted = {"title": "the manga's", "group": "the group's"}[kind]
+    hint = (f"Copy {wanted} address from mangadex.org (mangadex.org/{kind}/<id>/...), or the id in it, "
+            "e.g. f9c33607-9180-4ba6-b85c-e4b5faee7192.")
+    url = _MANGADEX_URL.fullmatch(instance.strip())
+    if url and url.group(1).lower() != kind:
+        return f"{name} is the address of a {url.group(1).lower()}, not of a {kind}: {_short(instance)!r}.", hint
+    if url and url.group(2).isdigit():
+        return (f"{name} is an old MangaDex address with a numeric id: {_short(instance)!r}.",
+                f"MangaDex ids are UUIDs since 2021: open the {kind} on mangadex.org and copy its address.")
+    return f"{name} is not a MangaDex id or {kind} address: {_short(instance)!r}.", hint
+
+
+def mangadex_id(written: str) -> str:
+    """The id in lowercase, from an id or a mangadex.org address (validated by the schema beforehand)."""
+    url = _MANGADEX_URL.fullmatch(written.strip())
+    return (url.group(2) if url else written.strip()).lower()
+
+
+_NAIVE_DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?")
+
+
+def in_utc_and_local(moment: datetime) -> str:
+    """A moment as UTC and as this computer's local time: "2026-12-24 18:00 UTC (19:00 CET, +01:00 here)"."""
+    utc = moment.astimezone(UTC)
+    local = moment.astimezone()
+    if not local.utcoffset():
+        return f"{utc:%Y-%m-%d %H:%M} UTC (the local time here)"
+    day = "" if local.date() == utc.date() else f"{local:%Y-%m-%d} "
+    return f"{utc:%Y-%m-%d %H:%M} UTC ({day}{local:%H:%M} {local.tzname()}, {_offset(local)} here)"
+
+
+def _offset(moment: datetime) -> str:
+    return moment.isoformat()[-6:] if moment.utcoffset() else "+00:00"
+
+
+def _zone_missing(name: str, written: str) -> tuple[str, str]:
+    """Both readings of a date and time written without a zone; ValueError when it is no date at all."""
+    naive = datetime.fromisoformat(written)
+    as_utc, as_local = naive.replace(tzinfo=UTC), naive.astimezone()
+    if as_local.utcoffset():
+        readings = (f"Read as UTC it is {in_utc_and_local(as_utc)}; read as this computer's local time "
+                    f"({as_local.tzname()}, {_offset(as_local)}) it is {in_utc_and_local(as_local)}.")
+    else:
+        readings = (f"This computer's local time is UTC, so here it would be {as_utc:%Y-%m-%d %H:%M} UTC, but the "
+                    "same manifest means another moment on a computer in another zone.")
+    return (f"{name} {written} has no time zone. {readings}",
+            f"Say which: `publish_at: {as_utc:%Y-%m-%dT%H:%M:%S}Z` (UTC) or "
+            f"`publish_at: {as_local:%Y-%m-%dT%H:%M:%S}{_offset(as_local)}` (that offset).")
 
 
 # From validated values to the dataclasses ------------------------------------------------------------
@@ -517,7 +601,7 @@ def _build(data: dict, marks: _Marks, path: Path) -> Manifest:
     base = Path(os.path.abspath(path)).parent
     language = data["language"]
     groups = _groups(data["groups"], ("groups",), marks, path, None)
-    chapters = []
+    chapters, warnings = [], []
     seen: dict[tuple, int] = {}
     for index, entry in enumerate(data["chapters"]):
         where = ("chapters", index)
@@ -530,7 +614,7 @@ def _build(data: dict, marks: _Marks, path: Path) -> Manifest:
             language=entry.get("language", language),
             groups=_groups(entry["groups"], where + ("groups",), marks, path, name) if "groups" in entry else groups,
             pages=_pages(entry["pages"], base, marks.value_lines[where + ("pages",)], path, name),
-            publish_at=_publish_at(entry, marks, where, path, name),
+            publish_at=_publish_at(entry, marks, where, path, name, warnings),
             fix=entry.get("fix", False),
             line=line,
         )
@@ -541,9 +625,9 @@ def _build(data: dict, marks: _Marks, path: Path) -> Manifest:
                                 path=path, line=line, chapter=name,
                                 hint="Remove one, or give them different numbers or languages.")
         chapters.append(spec)
-    return Manifest(path=path, manga=data["manga"].lower(), groups=groups, language=language,
+    return Manifest(path=path, manga=mangadex_id(data["manga"]), groups=groups, language=language,
                     terms_accepted=data.get("terms_accepted", False), chapters=tuple(chapters),
-                    lanraragi=_lanraragi(data, marks))
+                    lanraragi=_lanraragi(data, marks), warnings=tuple(warnings))
 
 
 def _lanraragi(data: dict, marks: _Marks) -> LanraragiSettings | None:
@@ -556,7 +640,7 @@ def _lanraragi(data: dict, marks: _Marks) -> LanraragiSettings | None:
 
 
 def _groups(ids: list, where: tuple, marks: _Marks, path: Path, chapter: str | None) -> tuple[str, ...]:
-    lowered = [group.lower() for group in ids]
+    lowered = [mangadex_id(group) for group in ids]
     for index, group in enumerate(lowered):
         if group in lowered[:index]:
             raise ManifestError(f"`groups` lists {group} twice (in other letter cases).", path=path,
@@ -565,7 +649,7 @@ def _groups(ids: list, where: tuple, marks: _Marks, path: Path, chapter: str | N
 
 
 def _pages(written: str, base: Path, line: int, path: Path, chapter: str) -> Path:
-    pages = Path(os.path.abspath(base / written))
+    pages = Path(os.path.abspath(base / _expanded(written, line, path, chapter)))
     try:
         mode = os.stat(pages).st_mode
     except FileNotFoundError:
@@ -582,14 +666,43 @@ def _pages(written: str, base: Path, line: int, path: Path, chapter: str) -> Pat
     return pages
 
 
-def _publish_at(entry: dict, marks: _Marks, where: tuple, path: Path, chapter: str) -> datetime | None:
+def _expanded(written: str, line: int, path: Path, chapter: str) -> str:
+    """`pages` with $NAME / ${NAME} replaced from the environment ($$ is a $) and a leading ~ expanded."""
+    try:
+        text = string.Template(written).substitute(os.environ)
+    except KeyError as exc:
+        raise ManifestError(f"`pages`: the environment variable ${exc.args[0]} in {_short(written)!r} is not set.",
+                            path=path, line=line, chapter=chapter,
+                            hint="Set it where mdupload runs, or write the path out. A $ in a folder name is "
+                                 "written $$.") from None
+    except ValueError:
+        raise ManifestError(f"`pages`: {_short(written)!r} has a $ that starts no variable name.", path=path,
+                            line=line, chapter=chapter,
+                            hint="Write a variable as $NAME or ${NAME}, and a $ in a folder name as $$.") from None
+    if written.startswith("~"):
+        text = os.path.expanduser(text)
+        if text.startswith("~"):
+            raise ManifestError(f"`pages`: cannot tell which home folder {_short(written)!r} means.", path=path,
+                                line=line, chapter=chapter,
+                                hint="Write the path out, or use ~/... with HOME set (~name/... for another user).")
+    return text
+
+
+def _publish_at(entry: dict, marks: _Marks, where: tuple, path: Path, chapter: str,
+                warnings: list[str]) -> datetime | None:
     if "publish_at" not in entry:
         return None
+    line = marks.value_lines[where + ("publish_at",)]
     try:
-        moment = datetime.fromisoformat(entry["publish_at"])
-        # naive date-times are UTC, as MangaDex takes them
-        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        written = re.sub(r"[Zz]$", "+00:00", entry["publish_at"].strip())  # Python 3.11 reads only "Z"
+        moment = datetime.fromisoformat(written).astimezone(UTC)  # the schema wants a zone
     except (ValueError, OverflowError):
         raise ManifestError(f"`publish_at` {_short(entry['publish_at'])!r} is not a date and time.", path=path,
-                            line=marks.value_lines[where + ("publish_at",)], chapter=chapter,
+                            line=line, chapter=chapter,
                             hint="Write it as YYYY-MM-DDTHH:MM:SSZ, e.g. 2026-12-24T12:00:00Z.") from None
+    if moment <= datetime.now(UTC):
+        warnings.append(str(ManifestError(
+            f"`publish_at` {in_utc_and_local(moment)} is in the past, so it schedules nothing.", path=path,
+            line=line, chapter=chapter, hint="MangaDex publishes the chapter as soon as it is processed; to "
+                                             "schedule it, give a later date.")))
+    return moment

@@ -13,6 +13,10 @@ A folder is read to a bounded depth and number of entries; a linked page file is
 points, but a linked folder must stay inside the chapter's folder (a link to `/` or to a home folder
 would otherwise pull in every picture there). Page names must be UTF-8 without control characters,
 since they are shown, recorded and sent to MangaDex.
+
+One source is one chapter. Its pages may sit in a wrapper folder (`c012/001.png`, as zipping a folder
+makes it) or beside one folder of extras, but two or more sibling folders holding pages (`Vol1 Ch1/`,
+`Vol1 Ch2/`) are refused with their names, never merged: they are most often several chapters.
 """
 
 from __future__ import annotations
@@ -180,7 +184,28 @@ def _scan_folder(root: Path, shown: str) -> tuple[list[tuple[str, Path]], list[t
                 pages.append((rel, path))
             elif kind != "junk":
                 ignored.append((kind, _shown(rel)))
+    _refuse_several_chapters([rel for rel, _path in pages], shown)
     return _sorted(pages), ignored
+
+
+def _refuse_several_chapters(rels: list[str], shown: str) -> None:
+    """Two or more sibling folders holding pages (at any depth) are most often several chapters: refused."""
+    children: dict[tuple[str, ...], set[str]] = {}  # folder -> its sub-folders that hold pages
+    for rel in rels:
+        parts = tuple(rel.split("/")[:-1])
+        for depth in range(len(parts)):
+            children.setdefault(parts[:depth], set()).add(parts[depth])
+    for folder, names in sorted(children.items(), key=lambda item: len(item[0])):
+        if len(names) < 2:
+            continue
+        prefix = "".join(f"{part}/" for part in folder)
+        listed = [_shown(f"{prefix}{name}/") for name in sorted(names, key=_natural_key)]
+        shown_names = ", ".join(listed[:5]) + (f" and {len(listed) - 5} more" if len(listed) > 5 else "")
+        raise PageError(f"holds {len(listed)} folders of pages ({shown_names}): most likely several chapters, "
+                        "which mdupload never merges into one", path=shown,
+                        hint="Make each folder its own chapter: its own folder or .cbz, listed as its own entry in "
+                             "the manifest (or dropped into the inbox on its own). If they are parts of one chapter, "
+                             "move all its pages into one folder.")
 
 
 def _require_inside(folder: Path, real_root: str, root: Path, shown: str) -> None:
@@ -261,6 +286,7 @@ def _extract(archive: Path, shown: str, workdir: Path) -> tuple[list[tuple[str, 
                 wanted.append((rel, member))
             elif kind != "junk":
                 ignored.append((kind, rel))
+        _refuse_several_chapters([rel for rel, _member in wanted], shown)
         workdir.mkdir(parents=True, exist_ok=True)
         target = Path(tempfile.mkdtemp(prefix="pages-", dir=workdir))
         pages, total = [], 0

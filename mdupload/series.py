@@ -5,24 +5,31 @@ plus `match` (which dropped items belong to it) and `pattern` (how to read their
 (a folder, .zip or .cbz) becomes a one-chapter Manifest whose chapter, volume, title and language
 come from the item's name (`Series.manifest_for`). The file is read and validated by manifest.py's
 machinery (schema/series.schema.json), so its errors name the file and the line the same way.
+
+`groups_by_name` maps the group names found in items (`[Group A & Group B]`) to ids; an item naming
+none keeps the series' `groups`. `publish_at_from_name` takes the publish date from a bracketed date
+in the item's name (`[2026-12-24 18.00]`), in the time zone it names.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .errors import ManifestError, UsageError
 from .limits import (
     CHAPTER_MAX_LENGTH,
     CHAPTER_PATTERN,
     LANGUAGE_PATTERN,
+    MAX_GROUPS,
     TITLE_MAX_LENGTH,
 )
-from .manifest import ChapterSpec, Manifest, load_mapping
-from .release_names import UnreadableName, parse_release_name
+from .manifest import ChapterSpec, Manifest, in_utc_and_local, load_mapping, mangadex_id
+from .release_names import ReleaseName, UnreadableName, parse_release_name
 
 PATTERN_GROUPS = ("chapter", "volume", "title", "language")
 SERIES_SUFFIXES = (".yaml", ".yml")
@@ -41,6 +48,9 @@ class Series:
     volume: str | None  # the volume of items whose name carries none
     pattern: re.Pattern | None  # None: the common scanlation naming (release_names.py)
     match: tuple[str, ...]  # texts as written; () = every item
+    # group name as matched (`group_key`) -> id, or None for a name that is no group; {} = names not read
+    groups_by_name: dict[str, str | None] = field(default_factory=dict, hash=False)
+    publish_zone: tzinfo | None = None  # set: a date in the item's name is its publish date, in this zone
 
     def matches(self, name: str) -> bool:
         """Whether an item's name contains one of the `match` texts (letter case, `_`, `.` and spacing aside)."""
@@ -57,12 +67,53 @@ class Series:
         if self.pattern is not None and release.chapter is None and release.volume is None:
             raise ManifestError(f"the `pattern` of {self.path} matched but read no chapter or volume.", path=item,
                                 hint=self._rename_hint())
+        warnings: list[str] = []
         spec = ChapterSpec(chapter=release.chapter, volume=release.volume or self.volume, title=release.title,
-                           language=release.language or self.language, groups=self.groups, pages=item,
-                           publish_at=None, fix=self.fix, line=1)
+                           language=release.language or self.language, groups=self._groups_of(release, item),
+                           pages=item, publish_at=self._publish_at(release, item, warnings), fix=self.fix, line=1)
         self._check(spec, item)
         return Manifest(path=self.path, manga=self.manga, groups=self.groups, language=self.language,
-                        terms_accepted=self.terms_accepted, chapters=(spec,))
+                        terms_accepted=self.terms_accepted, chapters=(spec,), warnings=tuple(warnings))
+
+    def _groups_of(self, release: ReleaseName, item: Path) -> tuple[str, ...]:
+        """The ids of the groups the name credits, through `groups_by_name`; the series' `groups` by default."""
+        if not self.groups_by_name:
+            return self.groups
+        ids = []
+        for name in release.groups:
+            if group_key(name) not in self.groups_by_name:
+                raise ManifestError(
+                    f"the name credits the group {name!r}, which `groups_by_name` in {self.path} does not list.",
+                    path=item, hint=f"Add the line `  {name}: <its id or mangadex.org/group/... address>` under "
+                                    f"`groups_by_name:` (or `  {name}:` with nothing after it if it is no group), "
+                                    "then put the item back in the inbox.")
+            if self.groups_by_name[group_key(name)]:
+                ids.append(self.groups_by_name[group_key(name)])
+        ids = list(dict.fromkeys(ids))
+        if len(ids) > MAX_GROUPS:
+            raise ManifestError(f"the name credits {len(ids)} groups; MangaDex credits at most {MAX_GROUPS}.",
+                                path=item, hint="Rename the item with at most 10 groups.")
+        return tuple(ids) or self.groups
+
+    def _publish_at(self, release: ReleaseName, item: Path, warnings: list[str]) -> datetime | None:
+        """The date in the name, when the series takes it (`publish_at_from_name`) and the name has one."""
+        if self.publish_zone is None or release.date is None:
+            return None
+        parts = re.fullmatch(r"(\d{4})-(\d\d)-(\d\d)(?:[ T_](\d\d)[.:h\-]?(\d\d))?", release.date)
+        hint = ("Write it as [YYYY-MM-DD HH.MM], e.g. [2026-12-24 18.00], in the zone `publish_at_from_name` of "
+                f"{self.path} names; rename the item, then put it back in the inbox.")
+        if parts.group(4) is None:
+            raise ManifestError(f"the name gives the date {release.date} without a time of day.", path=item,
+                                hint=hint)
+        try:
+            moment = datetime(*map(int, parts.groups()), tzinfo=self.publish_zone).astimezone(UTC)
+        except ValueError:
+            raise ManifestError(f"the name gives {release.date!r}, which is not a date and time.", path=item,
+                                hint=hint) from None
+        if moment <= datetime.now(UTC):
+            warnings.append(f"{item}: the date in the name, {in_utc_and_local(moment)}, is in the past: MangaDex "
+                            "publishes the chapter as soon as it is processed.")
+        return moment
 
     def _check(self, spec: ChapterSpec, item: Path) -> None:
         for key, value in (("chapter", spec.chapter), ("volume", spec.volume)):
@@ -102,12 +153,51 @@ def load_series(path) -> Series:
         if not _folded(text):
             raise ManifestError("`match` is empty: it would take every item.", path=path, line=line(("match", index)),
                                 hint="Write a text found in the names of this series' items, e.g. the series name.")
-    groups = tuple(dict.fromkeys(group.lower() for group in data["groups"]))  # one group written in two cases
-    return Series(path=path, manga=data["manga"].lower(), groups=groups,
+    groups = tuple(dict.fromkeys(mangadex_id(group) for group in data["groups"]))  # one group written twice
+    zone = data.get("publish_at_from_name")
+    return Series(path=path, manga=mangadex_id(data["manga"]), groups=groups,
                   language=data["language"], terms_accepted=data.get("terms_accepted", False),
                   fix=data.get("fix", False), volume=data.get("volume"),
                   pattern=_pattern(data["pattern"], path, line(("pattern",))) if "pattern" in data else None,
-                  match=match)
+                  match=match, groups_by_name=_groups_by_name(data.get("groups_by_name", {}), path, line),
+                  publish_zone=None if zone is None else _zone(zone, path, line(("publish_at_from_name",))))
+
+
+def group_key(name: str) -> str:
+    """How group names are compared: letter case, spaces and underscores aside (`Group A` = `group_a`)."""
+    return re.sub(r"[\s_]+", "", name.casefold())
+
+
+def _groups_by_name(names: dict, path: Path, line) -> dict[str, str | None]:
+    found: dict[str, str | None] = {}
+    written: dict[str, str] = {}
+    for name, group in names.items():
+        key = group_key(name)
+        if not key:
+            raise ManifestError("`groups_by_name` has an empty group name.", path=path,
+                                line=line(("groups_by_name", name)), hint="Write the name as items carry it.")
+        if key in found:
+            raise ManifestError(f"`groups_by_name` lists {written[key]!r} and {name!r}, which are the same name "
+                                "once letter case and spaces are set aside.", path=path,
+                                line=line(("groups_by_name", name)), hint="Keep one of them.")
+        found[key], written[key] = (mangadex_id(group) if group else None), name
+    return found
+
+
+def _zone(text: str, path: Path, line: int) -> tzinfo:
+    """UTC, an offset (+09:00) or a time zone name (Asia/Tokyo)."""
+    offset = re.fullmatch(r"([+-])(\d\d):?(\d\d)", text.strip())
+    if text.strip().upper() in ("UTC", "Z"):
+        return UTC
+    try:
+        if offset:
+            sign = -1 if offset.group(1) == "-" else 1
+            return timezone(sign * timedelta(hours=int(offset.group(2)), minutes=int(offset.group(3))))
+        return ZoneInfo(text.strip())
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ManifestError(f"`publish_at_from_name` {text!r} is not a time zone mdupload knows.", path=path,
+                            line=line, hint="Write UTC, an offset such as +09:00, or a zone name such as "
+                                            "Asia/Tokyo.") from None
 
 
 def _pattern(text: str, path: Path, line: int) -> re.Pattern:

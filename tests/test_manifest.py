@@ -2,6 +2,7 @@
 
 import json
 import os
+import time
 import zipfile
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -19,6 +20,7 @@ from mdupload.errors import ManifestError, UsageError
 from mdupload.manifest import (
     MAX_BYTES,
     MAX_DEPTH,
+    in_utc_and_local,
     load_manifest,
     manifest_schema,
     parse_manifest,
@@ -89,7 +91,7 @@ chapters:
   - chapter: null
     pages: ./c1/
     groups: []
-    publish_at: 2026-12-24 12:00:00
+    publish_at: 2026-12-24 12:00:00z
 """
 
 
@@ -108,7 +110,7 @@ def test_defaults_and_overrides(series, tmp_path_factory, monkeypatch):
     assert second.pages == series / "c1.5.cbz"
     assert second.publish_at == datetime(2026, 12, 24, 10, 0, tzinfo=UTC)
     assert oneshot.chapter is None and oneshot.groups == () and oneshot.pages == series / "c1"
-    assert oneshot.publish_at == datetime(2026, 12, 24, 12, 0, tzinfo=UTC)  # naive: taken as UTC
+    assert oneshot.publish_at == datetime(2026, 12, 24, 12, 0, tzinfo=UTC)
 
 
 def test_optional_top_level_keys_default(series):
@@ -158,6 +160,125 @@ def test_lanraragi_section_is_accepted(series):
     assert load_manifest(write(series, section + HEAD + ONE)).manga == MANGA
 
 
+# Names as people have them: addresses, unquoted whole numbers, ~ and $VARIABLES, zones -------------------------
+
+@pytest.mark.parametrize("written", [
+    f"https://mangadex.org/title/{MANGA}/demo-series", f"https://mangadex.org/title/{MANGA}",
+    f"http://www.mangadex.org/title/{MANGA}/demo-series?tab=chapters", f"mangadex.org/title/{MANGA.upper()}/",
+    f"https://mangadex.org/title/{MANGA}/demo-series#comments", MANGA.upper(),
+])
+def test_manga_may_be_its_mangadex_address(series, written):
+    manifest = load_manifest(write(series, HEAD.replace(f"manga: {MANGA}", f"manga: {written}") + ONE))
+    assert manifest.manga == MANGA
+
+
+def test_groups_may_be_their_mangadex_addresses(series):
+    text = HEAD.replace(f"[{GROUP}]", f"[https://mangadex.org/group/{GROUP}/demo-scans]") + ONE
+    assert load_manifest(write(series, text)).groups == (GROUP,)
+    twice = HEAD.replace(f"[{GROUP}]", f"[https://mangadex.org/group/{GROUP}, {GROUP}]") + ONE
+    assert_error(write(series, twice), 2, None, f"lists {GROUP} twice")
+
+
+@pytest.mark.parametrize("written, fragments", [
+    (f"https://mangadex.org/group/{GROUP}/demo-scans", ["is the address of a group, not of a title",
+                                                         "mangadex.org/title/<id>"]),
+    (f"https://mangadex.org/chapter/{GROUP}", ["is the address of a chapter"]),
+    ("https://mangadex.org/title/12345/old-series", ["an old MangaDex address with a numeric id"]),
+    (f"https://example.org/title/{MANGA}", ["is not a MangaDex id or title address"]),
+])
+def test_a_wrong_address_for_manga_says_what_it_is(series, written, fragments):
+    assert_error(write(series, HEAD.replace(f"manga: {MANGA}", f"manga: {written}") + ONE), 1, None, *fragments)
+
+
+def test_whole_numbers_may_be_unquoted(series):
+    text = HEAD + entry("12", "volume: 3", "pages: c1") + entry("0", "pages: c1") + entry('"12.5"', "pages: c1")
+    assert [(spec.chapter, spec.volume) for spec in load_manifest(write(series, text)).chapters] == [
+        ("12", "3"), ("0", None), ("12.5", None)]
+    assert_error(write(series, HEAD + entry("123456789", "pages: c1")), 5, "123456789", "at most 8")
+
+
+def test_pages_expand_home_and_environment_variables(series, monkeypatch, tmp_path_factory):
+    home = tmp_path_factory.mktemp("home")
+    make_series(home / "releases")
+    (home / "releases" / "c$2").mkdir()
+    (home / "releases" / "c$2" / "1.png").write_bytes(b"")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("RELEASES", str(home / "releases"))
+    text = HEAD + entry('"1"', "pages: ~/releases/c1") + entry('"2"', "pages: $RELEASES/c1.5.cbz") + entry(
+        '"3"', "pages: ${RELEASES}/c$$2")
+    first, second, third = load_manifest(write(series, text)).chapters
+    assert (first.pages, second.pages, third.pages) == (home / "releases" / "c1", home / "releases" / "c1.5.cbz",
+                                                        home / "releases" / "c$2")
+
+
+@pytest.mark.parametrize("written, fragments", [
+    ("$NOT_SET_ANYWHERE/c1", ["the environment variable $NOT_SET_ANYWHERE", "is not set", "$$"]),
+    ("${NOT_SET_ANYWHERE}/c1", ["the environment variable $NOT_SET_ANYWHERE"]),
+    ("c$5", ["has a $ that starts no variable name"]),
+    ("~no-such-user-here/c1", ["cannot tell which home folder"]),
+])
+def test_pages_with_a_variable_that_cannot_be_expanded(series, monkeypatch, written, fragments):
+    monkeypatch.delenv("NOT_SET_ANYWHERE", raising=False)
+    assert_error(write(series, HEAD + ONE + entry('"2"', f"pages: {written}")), 8, "2", *fragments)
+
+
+@pytest.fixture
+def paris_time(monkeypatch):
+    """This computer's local time is Central European Time (a POSIX rule: no time zone files needed)."""
+    monkeypatch.setenv("TZ", "CET-1CEST,M3.5.0,M10.5.0/3")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.mark.parametrize("written", ["2026-12-24 18:00", "2026-12-24T18:00:00", "2026-12-24 18:00:00"])
+def test_publish_at_without_a_zone_shows_both_readings(series, paris_time, written):
+    error = assert_error(write(series, HEAD + entry('"1"', "pages: c1", f"publish_at: {written}")), 7, "1",
+                         f"`publish_at` {written} has no time zone",
+                         "Read as UTC it is 2026-12-24 18:00 UTC (19:00 CET, +01:00 here)",
+                         "read as this computer's local time (CET, +01:00) it is 2026-12-24 17:00 UTC "
+                         "(18:00 CET, +01:00 here)")
+    assert error.hint == ("Say which: `publish_at: 2026-12-24T18:00:00Z` (UTC) or "
+                          "`publish_at: 2026-12-24T18:00:00+01:00` (that offset).")
+
+
+def test_publish_at_without_a_zone_in_summer_uses_summer_time(series, paris_time):
+    error = error_of(write(series, HEAD + entry('"1"', "pages: c1", "publish_at: 2026-07-01 00:30")))
+    assert "2026-07-01 00:30 UTC (02:30 CEST, +02:00 here)" in str(error)
+    assert "(CEST, +02:00) it is 2026-06-30 22:30 UTC (2026-07-01 00:30 CEST, +02:00 here)" in str(error)
+    assert "`publish_at: 2026-07-01T00:30:00+02:00`" in error.hint
+
+
+def test_publish_at_without_a_zone_on_a_utc_computer_is_still_an_error(series, monkeypatch):
+    monkeypatch.setenv("TZ", "UTC0")
+    time.tzset()
+    try:
+        error = error_of(write(series, HEAD + entry('"1"', "pages: c1", "publish_at: 2026-12-24 18:00")))
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert "This computer's local time is UTC" in str(error) and "another zone" in str(error)
+
+
+def test_a_publish_at_in_the_past_is_a_warning_with_its_line(series, paris_time):
+    future = (datetime.now(UTC) + timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    text = HEAD + entry('"1"', "pages: c1", "publish_at: 2020-01-01T12:00:00Z") + entry(
+        '"2"', "pages: c1", f"publish_at: {future}")
+    path = write(series, text)
+    manifest = load_manifest(path)
+    assert manifest.chapters[0].publish_at == datetime(2020, 1, 1, 12, tzinfo=UTC)
+    assert manifest.warnings == (
+        f"{path}:7 (chapter 1): `publish_at` 2020-01-01 12:00 UTC (13:00 CET, +01:00 here) is in the past, so it "
+        "schedules nothing. MangaDex publishes the chapter as soon as it is processed; to schedule it, give a "
+        "later date.",)
+
+
+def test_a_schedule_is_shown_in_utc_and_local_time(paris_time):
+    assert in_utc_and_local(datetime(2026, 12, 24, 23, 30, tzinfo=UTC)) == \
+        "2026-12-24 23:30 UTC (2026-12-25 00:30 CET, +01:00 here)"
+
+
 # Errors: each names the file, the line and the chapter, and says what to do ----------------------------------
 
 def entry(number: str, *lines: str) -> str:
@@ -182,7 +303,12 @@ ERRORS = {
     "empty chapter": (HEAD + entry('""', "pages: c1"), 5, "#1", ["`chapter` is empty", "chapter: null"]),
     "unquoted 1.50": (HEAD + ONE + entry("1.50", "pages: c1"), 7, "1.50",
                       ["YAML reads 1.50 as a number (1.5)", 'write chapter: "1.50"']),
-    "unquoted integer": (HEAD + entry("7", "pages: c1"), 5, "7", ['write chapter: "7"']),
+    "unquoted decimal": (HEAD + entry("12.50", "pages: c1"), 5, "12.50",
+                         ["YAML reads 12.50 as a number (12.5)", "decimals and other forms need quotes",
+                          'write chapter: "12.50"']),
+    "unquoted leading zero": (HEAD + entry("012", "pages: c1"), 5, "012",
+                              ["YAML reads 012 as a number (10)", 'write chapter: "12"']),
+    "unquoted negative": (HEAD + entry('"1"', "volume: -1", "pages: c1"), 6, "1", ['write volume: "-1"']),
     "unquoted volume": (HEAD + entry('"1"', "volume: 2.0", "pages: c1"), 6, "1", ['write volume: "2.0"']),
     "sexagesimal": (HEAD + entry("1:30", "pages: c1"), 5, "1:30", ['write chapter: "1:30"']),
     "eleven groups": (HEAD.replace(TOP["groups"], ELEVEN) + ONE, 2, None, ["11 groups", "at most 10"]),
@@ -382,7 +508,9 @@ def test_schema_says_what_limits_says():
     assert defs["number"]["pattern"] == limits.CHAPTER_PATTERN
     assert defs["number"]["maxLength"] == limits.CHAPTER_MAX_LENGTH
     assert defs["language"]["pattern"] == limits.LANGUAGE_PATTERN
-    assert defs["uuid"]["pattern"] == limits.UUID_PATTERN
+    uuid = limits.UUID_PATTERN.removeprefix("^").removesuffix("$")
+    assert defs["manga"]["pattern"].startswith(f"^({uuid}|") and f"/title/{uuid}(" in defs["manga"]["pattern"]
+    assert defs["group"]["pattern"].startswith(f"^({uuid}|") and f"/group/{uuid}(" in defs["group"]["pattern"]
     assert defs["groups"]["maxItems"] == limits.MAX_GROUPS
     assert defs["chapter"]["properties"]["title"]["maxLength"] == limits.TITLE_MAX_LENGTH
 
@@ -446,7 +574,7 @@ offsets = st.integers(-14 * 60, 14 * 60).map(lambda minutes: timezone(timedelta(
 titles = st.text(alphabet=st.characters(exclude_categories=["Cs"], exclude_characters="\x85\u2028\u2029"),
                  max_size=limits.TITLE_MAX_LENGTH)
 moments = st.datetimes(min_value=datetime(2001, 1, 1), max_value=datetime(2099, 1, 1),
-                       timezones=st.none() | st.just(UTC) | offsets)
+                       timezones=st.just(UTC) | offsets)
 
 
 @st.composite
@@ -550,3 +678,17 @@ def test_error_lines_match_the_text(series):
     """Lines are counted in the text as written, with comments and blank lines."""
     text = "# my series\n\n" + HEAD + "\n  # first\n" + '  - chapter: "1"\n    pages: c1\n    volume: "01"\n'
     assert_error(write(series, text), 11, "1", "`volume` '01'")
+
+
+def test_validate_shows_each_schedule_in_utc_and_local_time_and_warns_of_a_past_one(series, paris_time):
+    from click.testing import CliRunner
+
+    from mdupload.cli import main
+
+    Image.new("RGB", (800, 1200), "white").save(series / "c1" / "1.png")
+    text = HEAD + entry('"1"', "pages: c1", "publish_at: 2030-12-24T18:00:00+09:00") + entry(
+        '"2"', "pages: c1", "publish_at: 2020-01-01T12:00:00Z")
+    result = CliRunner().invoke(main, ["validate", str(write(series, text))])
+    assert result.exit_code == 0, result.output
+    assert "  scheduled for 2030-12-24 09:00 UTC (10:00 CET, +01:00 here)" in result.output
+    assert "warning: " in result.output and ":10 (chapter 2): `publish_at` 2020-01-01 12:00 UTC" in result.output

@@ -58,12 +58,12 @@ def layout(tmp_path, monkeypatch):
 
 def test_folder_pages_come_in_natural_order_with_folders_ordered_naturally_too(layout):
     root, work = layout
-    make_folder(root / "c1", ["10.png", "2.png", "1.png", "Part 10/1.png", "part 2/1.png", "Page 3.PNG",
+    make_folder(root / "c1", ["10.png", "2.png", "1.png", "Part 10/1.png", "Part 10/part 2/1.png", "Page 3.PNG",
                               "page 20.jpg"])
     collected = collect_pages(root / "c1", work)
     assert [p.origin for p in collected.pages] == [
-        "c1/1.png", "c1/2.png", "c1/10.png", "c1/Page 3.PNG", "c1/page 20.jpg", "c1/part 2/1.png",
-        "c1/Part 10/1.png"]
+        "c1/1.png", "c1/2.png", "c1/10.png", "c1/Page 3.PNG", "c1/page 20.jpg", "c1/Part 10/1.png",
+        "c1/Part 10/part 2/1.png"]
     assert collected.warnings == []
     assert all(p.path.read_bytes() == PNG for p in collected.pages)
     assert not work.exists()  # a folder is read where it is
@@ -83,18 +83,65 @@ def test_junk_is_ignored_silently_and_anything_else_unexpected_is_named(layout):
 
 def test_upload_names_are_basenames_unless_two_pages_share_one(layout):
     root, work = layout
-    make_folder(root / "c1", ["a/001.png", "b c/001.png", "002.png", "d/003.png", "D/004.PNG", "e/004.png"])
+    make_folder(root / "c1", ["001.png", "a/001.png", "a/b c/001.png", "002.png", "a/003.png", "a/b c/004.PNG",
+                              "a/004.png"])
     collected = collect_pages(root / "c1", work)
     names = {p.origin.removeprefix("c1/"): p.upload_name for p in collected.pages}
-    assert names == {"a/001.png": "a_001.png", "b c/001.png": "b_c_001.png", "002.png": "002.png",
-                     "d/003.png": "003.png", "D/004.PNG": "D_004.PNG", "e/004.png": "e_004.png"}
+    assert names == {"001.png": "001.png", "a/001.png": "a_001.png", "a/b c/001.png": "a_b_c_001.png",
+                     "002.png": "002.png", "a/003.png": "003.png", "a/b c/004.PNG": "a_b_c_004.PNG",
+                     "a/004.png": "a_004.png"}
 
 
 def test_upload_names_stay_unique_when_sanitized_folders_collide(layout):
     root, work = layout
-    make_folder(root / "c1", ["a b/1.png", "a_b/1.png", "a_b_1.png"])
+    make_folder(root / "c1", ["1.png", "a b/1.png", "a_b_1.png"])
     names = [p.upload_name for p in collect_pages(root / "c1", work).pages]
     assert len(set(names)) == 3 and "a_b_1.png" in names
+
+
+# --- one source, one chapter: sibling folders of pages are refused, a wrapper folder is fine -------
+
+@pytest.mark.parametrize("names, listed", [
+    (["Vol1 Ch1/1.png", "Vol1 Ch1/2.png", "Vol1 Ch2/1.png"], "2 folders of pages (Vol1 Ch1/, Vol1 Ch2/)"),
+    (["Series/Ch10/1.png", "Series/Ch2/1.png", "Series/Ch1/1.png"],
+     "3 folders of pages (Series/Ch1/, Series/Ch2/, Series/Ch10/)"),
+    (["cover.png", "c1/1.png", "c2/1.png"], "2 folders of pages (c1/, c2/)"),
+    ([f"c{n}/1.png" for n in range(1, 8)], "7 folders of pages (c1/, c2/, c3/, c4/, c5/ and 2 more)"),
+])
+@pytest.mark.parametrize("kind", ["folder", "archive"])
+def test_several_chapter_folders_are_refused_and_named_never_merged(layout, names, listed, kind):
+    root, work = layout
+    if kind == "folder":
+        source = make_folder(root / "backlog", names)
+    else:
+        source = root / "backlog.cbz"
+        make_zip(source, [(name, PNG) for name in names])
+    with pytest.raises(PageError) as caught:
+        collect_pages(source, work)
+    assert f"holds {listed}" in str(caught.value)
+    assert "never merges" in str(caught.value)
+    assert "its own entry in the manifest" in caught.value.hint
+    assert not work.exists() or not any(work.rglob("*.png"))  # refused before anything is extracted
+
+
+@pytest.mark.parametrize("kind", ["folder", "archive"])
+def test_a_single_wrapper_folder_holds_the_chapter(layout, kind):
+    root, work = layout
+    names = ["Series - c012/Scans/10.png", "Series - c012/Scans/2.png", "Series - c012/Scans/1.png"]
+    if kind == "folder":
+        source = make_folder(root / "c12", names)
+    else:
+        source = root / "c12.cbz"
+        make_zip(source, [(name, PNG) for name in names])
+    collected = collect_pages(source, work)
+    assert [p.upload_name for p in collected.pages] == ["1.png", "2.png", "10.png"]
+
+
+def test_junk_folders_beside_the_chapter_folder_do_not_count(layout):
+    root, work = layout
+    make_zip(root / "c1.cbz", [("c1/1.png", PNG), ("c1/2.png", PNG), ("__MACOSX/c1/._1.png", b"junk"),
+                               ("notes/readme.txt", b"hi")])
+    assert [p.upload_name for p in collect_pages(root / "c1.cbz", work).pages] == ["1.png", "2.png"]
 
 
 @given(numbers=st.lists(st.integers(min_value=0, max_value=10**6), min_size=1, max_size=25, unique=True),

@@ -2,6 +2,7 @@
 
 import re
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -78,6 +79,18 @@ ERRORS = {
     "tab indentation": (HEAD + "match:\n\t- x\n", 5, ["not valid YAML", "tabs"]),
     "anchor": (HEAD + "match: &a x\nvolume: *a\n", 4, ["anchors and aliases"]),
     "empty file": ("", 1, ["the file is empty", "example-series.yaml"]),
+    "groups_by_name not a mapping": (HEAD + "groups_by_name: [a]\n", 4, ["`groups_by_name` must be a mapping"]),
+    "groups_by_name with a bad id": (HEAD + "groups_by_name:\n  Group A: 145f\n", 5,
+                                     ["the id of 'Group A' in `groups_by_name` is not a MangaDex id or group address"]),
+    "groups_by_name with a manga address": (HEAD + f"groups_by_name:\n  Group A: mangadex.org/title/{MANGA}\n", 5,
+                                            ["is the address of a title, not of a group"]),
+    "groups_by_name twice": (HEAD + f"groups_by_name:\n  Group A: {GROUP}\n  group_a: {GROUP2}\n", 6,
+                             ["lists 'Group A' and 'group_a', which are the same name"]),
+    "publish_at_from_name true": (HEAD + "publish_at_from_name: true\n", 4,
+                                  ["must name the time zone", "Asia/Tokyo"]),
+    "publish_at_from_name unknown": (HEAD + "publish_at_from_name: Mars/Olympus\n", 4,
+                                     ["'Mars/Olympus' is not a time zone mdupload knows", "+09:00"]),
+    "publish_at_from_name offset too large": (HEAD + "publish_at_from_name: '+25:00'\n", 4, ["not a time zone"]),
     "not a mapping": ("- manga\n", 1, ["top level must be a mapping", "example-series.yaml"]),
 }
 
@@ -156,6 +169,95 @@ def test_names_that_give_no_valid_chapter(tmp_path, pattern, name, fragments):
         assert fragment in str(caught.value)
 
 
+def test_manga_and_groups_may_be_mangadex_addresses(tmp_path):
+    text = (f"manga: https://mangadex.org/title/{MANGA}/series-name\n"
+            f"groups: [https://mangadex.org/group/{GROUP}/group-a, {GROUP}]\nlanguage: en\nvolume: 2\n")
+    series = load_series(write(tmp_path, text))
+    assert (series.manga, series.groups, series.volume) == (MANGA, (GROUP,), "2")
+
+
+# --- groups named in the item ------------------------------------------------------------------------
+
+GROUP3 = "0b1c2d3e-4f50-4a61-8b72-9c83d4e5f607"
+BY_NAME = HEAD + (f"groups_by_name:\n  Group A: {GROUP2}\n  group  b: https://mangadex.org/group/{GROUP3}/b\n"
+                  "  Some Publisher:\n")
+
+
+@pytest.mark.parametrize("name, groups", [
+    ("[Group A & Group B] Series - c012", (GROUP2, GROUP3)),
+    ("Series - c012 [GROUP_A x groupb]", (GROUP2, GROUP3)),
+    ("Series - c012 [group a+Group A]", (GROUP2,)),
+    ("Series - c012 [Group B]", (GROUP3,)),
+    ("Series - c012", (GROUP,)),  # names no group: the series' groups
+    ("Series - c012 [Some Publisher]", (GROUP,)),  # a name that is no group
+    ("Series - c012 (Color) [en]", (GROUP,)),
+])
+def test_groups_by_name_maps_the_names_in_items_to_ids(tmp_path, name, groups):
+    series = load_series(write(tmp_path, BY_NAME))
+    (spec,) = series.manifest_for(tmp_path / name).chapters
+    assert spec.groups == groups
+
+
+def test_an_item_naming_a_group_not_in_the_map_says_what_to_add(tmp_path):
+    path = write(tmp_path, BY_NAME)
+    series = load_series(path)
+    item = tmp_path / "[Group A & Group C] Series - c012.cbz"
+    with pytest.raises(ManifestError) as caught:
+        series.manifest_for(item)
+    assert str(caught.value).startswith(f"{item}: the name credits the group 'Group C', which `groups_by_name` in "
+                                        f"{path} does not list.")
+    assert "`  Group C: <its id or mangadex.org/group/... address>` under `groups_by_name:`" in caught.value.hint
+
+
+def test_without_groups_by_name_the_names_in_items_are_not_read(series, tmp_path):
+    (spec,) = series.manifest_for(tmp_path / "[Anyone] Series - c012").chapters
+    assert spec.groups == (GROUP,)
+
+
+# --- the publish date from the item's name ----------------------------------------------------------
+
+@pytest.mark.parametrize("zone, name, moment", [
+    ("UTC", "Series - c012 [2030-12-24 18.00] [Group]", datetime(2030, 12, 24, 18, 0, tzinfo=UTC)),
+    ("'+09:00'", "Series - c012 (2030-12-24 1800)", datetime(2030, 12, 24, 9, 0, tzinfo=UTC)),
+    ("'-05:30'", "Series - c012 [2030-12-24T18h00]", datetime(2030, 12, 24, 23, 30, tzinfo=UTC)),
+    ("Asia/Tokyo", "Series - c012 [2030-07-01 09-15]", datetime(2030, 7, 1, 0, 15, tzinfo=UTC)),
+    ("Europe/Paris", "Series - c012 [2030-07-01 09.15]", datetime(2030, 7, 1, 7, 15, tzinfo=UTC)),  # summer time
+    ("UTC", "Series - c012 [Group]", None),  # no date: published at once
+])
+def test_publish_at_from_name(tmp_path, zone, name, moment):
+    series = load_series(write(tmp_path, HEAD + f"publish_at_from_name: {zone}\n"))
+    manifest = series.manifest_for(tmp_path / name)
+    assert manifest.chapters[0].publish_at == moment
+    assert manifest.warnings == ()
+
+
+def test_a_date_in_the_name_is_ignored_unless_the_series_asks(series, tmp_path):
+    (spec,) = series.manifest_for(tmp_path / "Series - c012 [2030-12-24 18.00] [Group]").chapters
+    assert (spec.publish_at, spec.title) == (None, None)
+
+
+@pytest.mark.parametrize("name, fragment", [
+    ("Series - c012 [2030-12-24]", "gives the date 2030-12-24 without a time of day"),
+    ("Series - c012 [2030-02-30 18.00]", "'2030-02-30 18.00', which is not a date and time"),
+])
+def test_a_date_in_the_name_that_cannot_be_used(tmp_path, name, fragment):
+    series = load_series(write(tmp_path, HEAD + "publish_at_from_name: UTC\n"))
+    with pytest.raises(ManifestError) as caught:
+        series.manifest_for(tmp_path / name)
+    assert str(caught.value).startswith(f"{tmp_path / name}: ") and fragment in str(caught.value)
+    assert "[YYYY-MM-DD HH.MM]" in caught.value.hint
+
+
+def test_a_date_in_the_past_is_a_warning(tmp_path):
+    series = load_series(write(tmp_path, HEAD + "publish_at_from_name: UTC\n"))
+    item = tmp_path / "Series - c012 [2020-01-01 12.00]"
+    manifest = series.manifest_for(item)
+    assert manifest.chapters[0].publish_at == datetime(2020, 1, 1, 12, tzinfo=UTC)
+    assert len(manifest.warnings) == 1
+    assert manifest.warnings[0].startswith(f"{item}: the date in the name, 2020-01-01 12:00 UTC")
+    assert "is in the past" in manifest.warnings[0]
+
+
 def test_match_ignores_case_underscores_dots_and_spacing(tmp_path):
     series = load_series(write(tmp_path, HEAD + "match: [Dr. Stone, The  Night Market]\n"))
     for name in ("dr stone - c1", "[Grp] Dr.Stone_Ch.12 [en].cbz", "THE_NIGHT_MARKET c3", "the night.market v1"):
@@ -207,7 +309,8 @@ def test_no_series_at_all():
 
 # --- fuzzing: nothing but a ManifestError comes out -----------------------------------------------
 
-KEYS = ["manga", "groups", "language", "terms_accepted", "fix", "volume", "pattern", "match", "chapters", "x"]
+KEYS = ["manga", "groups", "language", "terms_accepted", "fix", "volume", "pattern", "match", "chapters",
+        "groups_by_name", "publish_at_from_name", "x"]
 yaml_ish = st.text(alphabet="-:[]{}&*!|>'\"#%@`,?~<= \n\t\\()?P<>+.^$abcxyz019_", max_size=200)
 lines = st.lists(st.tuples(st.sampled_from(KEYS), yaml_ish | st.sampled_from([MANGA, f"[{GROUP}]", "en", "true"])),
                  max_size=8).map(lambda pairs: "".join(f"{key}: {value}\n" for key, value in pairs))
