@@ -7,6 +7,7 @@ Exit codes: 0 all selected chapters done (or valid), 1 some failed, 2 usage or m
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import tempfile
 import time
@@ -147,12 +148,18 @@ def validate(manifest, chapters, exclude, deep, fix, offline, api_url, dev, as_j
 
 def _identify(loaded, api_url, dev, *, unreachable_hint: str):
     """The manifest's manga and groups as MangaDex names them (public reads: no sign-in); see identify.py."""
-    from .identify import Catalogue, identify
+    from .identify import identify
+
+    return identify(loaded, _catalogue(api_url, dev), unreachable_hint=unreachable_hint)
+
+
+def _catalogue(api_url, dev):
+    """MangaDex's catalogue of mangas and groups, read without signing in."""
+    from .identify import Catalogue
     from .mangadex.client import MangaDexClient, resolve_hosts
 
     hosts = resolve_hosts(api_url=api_url, dev=dev)
-    return identify(loaded, Catalogue(MangaDexClient(api_url=hosts.api_url, auth_url=hosts.auth_url)),
-                    unreachable_hint=unreachable_hint)
+    return Catalogue(MangaDexClient(api_url=hosts.api_url, auth_url=hosts.auth_url))
 
 
 def _check_row(report) -> dict:
@@ -334,6 +341,41 @@ def _dry_run_json(plan) -> dict:
     return {"chapter": plan.draft["chapter"], "volume": plan.draft["volume"], "language": plan.language,
             "status": "dry-run", "chapter_draft": plan.draft,
             "pages": [{"name": p.upload_name, "mime": p.mime, "size": p.size, "sha256": p.sha256} for p in plan.pages]}
+
+
+# --- init --------------------------------------------------------------------------------------
+
+@main.command()
+@click.argument("folder", type=click.Path(path_type=Path), default=".")
+@click.option("--manga", metavar="ID|URL", help="The manga's id or mangadex.org/title/ address (else found by title).")
+@click.option("--title", metavar="TEXT", help="Search the manga by this title (else the series name in the names).")
+@click.option("--group", "group_ids", multiple=True, metavar="ID",
+              help="A group's id (repeatable; else the names in the items' [Group] tags are looked up).")
+@click.option("--language", metavar="CODE", help="The chapters' language (else the one most names give, else en).")
+@click.option("--output", type=click.Path(path_type=Path), metavar="PATH",
+              help="Where to write the manifest (default FOLDER/manifest.yaml).")
+@click.option("--force", is_flag=True, help="Replace an existing manifest.")
+@api_options
+def init(folder, manga, title, group_ids, language, output, force, api_url, dev):
+    """Write a manifest for a FOLDER of releases named like `Series - c012 [Group]` (folders, .cbz, .zip)."""
+    from .init_manifest import init_manifest
+
+    result = init_manifest(folder, _catalogue(api_url, dev), output=output, manga=manga, title=title,
+                           group_ids=group_ids, language=language, force=force,
+                           choose=_ask if sys.stdin.isatty() and not os.environ.get("CI") else None)
+    click.echo(f"wrote {result.manifest}: {len(result.releases)} chapter(s) of {result.manga.name} ({result.manga.id}), "
+               f"groups {', '.join(g.name for g in result.groups) or 'none'}", err=True)
+    for name in result.unreadable:
+        click.echo(f"warning: {name}: no chapter in the name; left out of the manifest", err=True)
+    click.echo(f"next: mdupload validate {result.manifest}", err=True)
+
+
+def _ask(question: str, candidates):
+    click.echo(question, err=True)
+    for number, candidate in enumerate(candidates, start=1):
+        click.echo(f"  {number}. {candidate.name} ({candidate.id})", err=True)
+    chosen = click.prompt("Which one", type=click.IntRange(1, len(candidates)), err=True)
+    return candidates[chosen - 1]
 
 
 # --- watch -------------------------------------------------------------------------------------
