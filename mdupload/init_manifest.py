@@ -177,7 +177,11 @@ def write_manifest(target: Path, *, manga: Title, groups: Sequence[Title], relea
         lines.append(f"    pages: {_quoted(os.path.relpath(release.path, target.parent))}")
     text = "\n".join(lines) + "\n"
     temporary = target.with_name(f".{target.name}.init-tmp")
-    temporary.write_text(text, encoding="utf-8")
+    try:
+        temporary.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write {target}: {exc.strerror or exc}.",
+                         hint="Choose a folder that exists and that you may write in with --output.") from None
     try:
         load_manifest(temporary)  # never leave a manifest that `validate` would refuse
     except Exception:

@@ -122,3 +122,9 @@ def test_init_then_validate_shows_the_title_and_the_groups(sandbox, tmp_path):
     ambiguous = releases(tmp_path / "other", ["Sandbox - c001 [Sandbox Scans]"])
     refused = run_cli(["init", str(ambiguous)], env)  # not a terminal: nobody to ask
     assert refused.code == 2 and "--manga ID|URL" in refused.stderr and not (ambiguous / "manifest.yaml").exists()
+
+
+def test_an_output_folder_that_does_not_exist_is_a_clear_error(tmp_path, catalogue):
+    folder = releases(tmp_path / "releases", NAMES[:1])
+    with pytest.raises(UsageError, match="cannot write .*--output"):
+        init_manifest(folder, catalogue, output=tmp_path / "missing" / "manifest.yaml")
