@@ -45,6 +45,7 @@ from .upload import (
     ChapterUpload,
     PlannedPage,
     UploadOptions,
+    wait_until_listed,
 )
 
 
@@ -197,6 +198,9 @@ def upload_manifest(manifest: Manifest, specs: list[ChapterSpec], workdir: Path,
                     reporter.finish_chapter(result)
                     outcome.results.append(result)
                 break
+        if outcome.signed_out is None:
+            for notice in wait_until_listed(client, outcome.results):
+                reporter.info(notice)
     finally:
         checker.shutdown(wait=True, cancel_futures=True)
         if client is not None:

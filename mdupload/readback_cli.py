@@ -58,8 +58,9 @@ def _reading_client(api_url, dev):
 @click.command("verify")
 @manifest_argument
 @chapter_option
-@click.option("--wait", "wait_minutes", type=click.FloatRange(min=0), default=0, metavar="MINUTES",
-              help="Keep asking for this long until MangaDex has processed the chapters (default: ask once).")
+@click.option("--wait", "wait_minutes", type=click.FloatRange(min=0), default=1, metavar="MINUTES",
+              help="Keep asking for this long until MangaDex has processed the chapters (default 1: a chapter "
+                   "just published takes seconds; 0: ask once).")
 @click.option("--download", is_flag=True,
               help="Download every page and compare it with the local one (bytes, else dimensions).")
 @quiet_option

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -68,6 +69,9 @@ BEGIN_ATTEMPTS = 3  # a begin that provably did not open a session (5xx, then no
 _CLEARS_SESSION = ("BEGINNING", "COMMITTED", "SKIPPED")
 # A claimed session must have been begun within this margin of the ledger's BEGINNING record
 BEGIN_CLOCK_SLACK = timedelta(minutes=5)
+# Pauses between the looks for a just-committed chapter in MangaDex's lists (about half a minute in all):
+# it is listed once processed, seconds after its commit (API-NOTES.md).
+LISTING_PAUSES_S = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0)
 
 
 class UploadFailed(MdUploadError):
@@ -155,6 +159,30 @@ class ChapterResult:
     notices: list[str] = field(default_factory=list)
     failed_pages: dict[str, str] = field(default_factory=dict)  # origin -> last reason
     retry_later: bool = False  # failed for a reason outside the chapter (outside_the_chapter)
+    held_for_approval: bool = False  # MangaDex said it holds this chapter for staff approval
+
+
+def listed_ids(client: MangaDexClient, plan: ChapterPlan) -> list[str]:
+    """The ids of the plan's chapter among those MangaDex lists (the processed ones)."""
+    found = client.find_chapters(plan.manga, plan.draft["chapter"], plan.language, plan.groups)
+    return [c.id for c in found if chapter_matches(c, plan)]
+
+
+def wait_until_listed(client: MangaDexClient, results: Sequence[ChapterResult], sleep=time.sleep) -> list[str]:
+    """After a run: wait (about half a minute at most) until MangaDex lists the chapters it just published,
+    so that a rerun right after finds them even without this ledger (another machine, a lost ledger);
+    a notice for each one still unlisted (a chapter held for approval is not waited for)."""
+    pending = [r for r in results if r.status == "uploaded" and r.chapter_id and not r.held_for_approval]
+    try:
+        for pause in (0.0, *LISTING_PAUSES_S):
+            if not pending:
+                break
+            sleep(pause)
+            pending = [r for r in pending if r.chapter_id not in listed_ids(client, r.plan)]
+    except MdUploadError:  # the chapters are published: a failing look at the lists changes nothing
+        pass
+    return [f"{_key_label(r.plan.key)}: MangaDex does not list chapter {r.chapter_id} yet (still processing); "
+            "until it does, only this ledger knows it is published: keep the ledger for a rerun" for r in pending]
 
 
 def chapter_matches(found, plan: ChapterPlan) -> bool:
@@ -276,10 +304,15 @@ class ChapterUpload:
         self.to_abandon, self.skip_after_abandon = session, True
         return "ABANDONING"
 
-    def _find_on_mangadex(self) -> str | None:
-        draft = self.plan.draft
-        found = self.client.find_chapters(self.plan.manga, draft["chapter"], self.plan.language, self.plan.groups)
-        return next((c.id for c in found if chapter_matches(c, self.plan)), None)
+    def _find_on_mangadex(self, *, wait: bool = False) -> str | None:
+        """The id of this chapter on MangaDex, if it lists it; with `wait`, asking again for about half a
+        minute (LISTING_PAUSES_S) for a chapter just committed, which MangaDex lists once processed."""
+        for pause in (0.0, *(LISTING_PAUSES_S if wait else ())):
+            self._sleep(pause)
+            found = listed_ids(self.client, self.plan)
+            if found:
+                return found[0]
+        return None
 
     def _skip(self, chapter_id: str | None, why: str) -> str:
         self.result.chapter_id = chapter_id
@@ -353,7 +386,7 @@ class ChapterUpload:
     def _chapter_of_lost_commit(self, session_id: str | None) -> str:
         """The chapter a commit whose answer was lost created (its session is closed); the caller's COMMITTED
         or SKIPPED record forgets the session."""
-        chapter_id = self._find_on_mangadex()
+        chapter_id = self._find_on_mangadex(wait=True)
         if chapter_id is None:
             raise RetryLater(
                 f"the commit of session {session_id} was sent but its answer was lost; the session is "
@@ -365,7 +398,8 @@ class ChapterUpload:
         return chapter_id
 
     def _approval_then_begin(self) -> str:
-        if self.client.check_approval_required(self.plan.manga, self.plan.language):
+        self.result.held_for_approval = self.client.check_approval_required(self.plan.manga, self.plan.language)
+        if self.result.held_for_approval:
             self._notice("MangaDex will hold this chapter for staff approval before readers see it "
                          "(a group's first upload in this language, or the manga requires it)")
         return "BEGINNING"

@@ -166,9 +166,10 @@ class SandboxProcess:
     def __enter__(self) -> Self:
         self.log = open(self.workdir / "sandbox.log", "w")
         self.process = subprocess.Popen(
+            # processing after the commit is not upload throughput: chapters are processed at once here
             [sys.executable, "-m", "mdupload.sandbox", "--quiet", "--rate-limits", "--seed", "1",
              "--latency", str(NETWORK.latency_s), "--bandwidth", str(NETWORK.bandwidth), "--file-processing-time",
-             str(NETWORK.processing_s)],
+             str(NETWORK.processing_s), "--processing-delay", "0"],
             stdout=subprocess.PIPE, stderr=self.log, text=True, cwd=ROOT)
         while True:
             line = self.process.stdout.readline()

@@ -162,6 +162,9 @@ FAULT_PROFILES = {
 }
 
 
+DEFAULT_PROCESSING_DELAY = SandboxConfig().processing_delay
+
+
 @dataclass(frozen=True)
 class Scenario:
     seed: int
@@ -182,10 +185,11 @@ class Scenario:
         kills = tuple(kill_at(point, rng, first=n == 0) for n, point in enumerate(points))
         if profile is None:
             profile = rng.choice(("none", "light", "light", "heavy", "lost"))
-        # A chapter MangaDex has not processed yet is not listed: the ledger alone must prevent a second upload.
-        delay = rng.choice((0.0, 0.0, 0.0, 1.5))
+        # The sandbox's default processing delay: a chapter MangaDex has not processed yet is not listed, so only
+        # the ledger, or the run's wait for the listing, stands between a rerun and a second upload.
         return cls(seed, kills, profile, dict(FAULT_PROFILES[profile]), rng.choice((1, 2, 3)),
-                   rng.choice((0.0, 0.0, 0.01, 0.03)), delay if processing_delay is None else processing_delay)
+                   rng.choice((0.0, 0.0, 0.01, 0.03)),
+                   DEFAULT_PROCESSING_DELAY if processing_delay is None else processing_delay)
 
     def describe(self) -> str:
         kills = ", ".join(k.describe() for k in self.kills) or "no kill"
@@ -531,6 +535,9 @@ def check(result: ScenarioResult, chapters: list[LocalChapter], state: dict, sta
         violations.append(f"sessions left open: {[(s['id'], len(s['files'])) for s in state['sessions']]}")
     if stored_twice:
         violations.append(f"pages stored twice in one session: {stored_twice}")
+    if state["warnings"] or state["internalErrors"]:
+        violations.append(f"mdupload's traffic made the sandbox warn ({state['warnings']}) or fail on a bug of its "
+                          f"own ({state['internalErrors']})")
     if state["faults"]["injected"].get("lost_answer", 0) != result.faults.get("lost_answer", 0):
         violations.append("the request log and the sandbox's fault counters disagree")
 

@@ -30,13 +30,13 @@ CREDENTIAL_VARS = ("MDUPLOAD_USERNAME", "MDUPLOAD_PASSWORD", "MDUPLOAD_CLIENT_ID
 
 @pytest.fixture(scope="module")
 def sandbox():
-    with start_sandbox(SandboxConfig(rate_limits=False, users=(ALICE,))) as running:
+    with start_sandbox(SandboxConfig(rate_limits=False, processing_delay=0, users=(ALICE,))) as running:
         yield running
 
 
 @pytest.fixture(scope="module")
 def other_sandbox():
-    with start_sandbox(SandboxConfig(rate_limits=False, users=(ALICE,))) as running:
+    with start_sandbox(SandboxConfig(rate_limits=False, processing_delay=0, users=(ALICE,))) as running:
         yield running
 
 
@@ -154,7 +154,7 @@ def test_a_refused_password_stores_nothing(sandbox, env):
 
 
 def test_an_expired_refresh_token_asks_to_log_in_again_once(env):
-    with start_sandbox(SandboxConfig(rate_limits=False, refresh_lifetime=1.0)) as short:
+    with start_sandbox(SandboxConfig(rate_limits=False, processing_delay=0, refresh_lifetime=1.0)) as short:
         login(short, env)
         time.sleep(1.5)
         run = cli(["sessions"], env, **hosts(short))
@@ -166,11 +166,11 @@ def test_an_expired_refresh_token_asks_to_log_in_again_once(env):
 
 
 def test_a_revoked_refresh_token_asks_to_log_in_again(env, tmp_path):
-    first = start_sandbox(SandboxConfig(rate_limits=False))
+    first = start_sandbox(SandboxConfig(rate_limits=False, processing_delay=0))
     port = int(first.api_url.rsplit(":", 1)[1])
     login(first, env)
     first.stop()
-    with start_sandbox(SandboxConfig(rate_limits=False, port=port)) as again:  # it knows no token of before
+    with start_sandbox(SandboxConfig(rate_limits=False, processing_delay=0, port=port)) as again:  # it knows no token of before
         assert again.api_url == first.api_url
         run = cli(["sessions"], env, **hosts(again))
     assert run.code == EXIT_AUTH, run.stderr

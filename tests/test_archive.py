@@ -36,7 +36,7 @@ from tests.test_athome import DEMO, client_for, publish_example
 
 @pytest.fixture(scope="module")
 def sandbox():
-    with start_sandbox(SandboxConfig(rate_limits=False)) as running:
+    with start_sandbox(SandboxConfig(rate_limits=False, processing_delay=0)) as running:
         yield running
 
 

@@ -92,7 +92,7 @@ def picture(path: Path, size: tuple[int, int], colour: int) -> None:
 
 @pytest.fixture
 def sandbox():
-    with start_sandbox(SandboxConfig(rate_limits=False)) as running:
+    with start_sandbox(SandboxConfig(rate_limits=False, processing_delay=0)) as running:
         yield running
 
 
@@ -180,7 +180,7 @@ def test_data_saver_pages_come_from_data_saver(sandbox, published, tmp_path):
 
 
 def test_a_failing_node_is_replaced_and_every_failure_is_reported(tmp_path):
-    with start_sandbox(SandboxConfig(rate_limits=False, athome_fail_rate=0.3, seed=11)) as sandbox:
+    with start_sandbox(SandboxConfig(rate_limits=False, processing_delay=0, athome_fail_rate=0.3, seed=11)) as sandbox:
         _manifest, _ledger, ids = publish_example(sandbox, tmp_path)
         result = reader_for(sandbox).download(ids["1"], tmp_path / "pulled")
         state = sandbox.state()
@@ -208,7 +208,7 @@ def test_an_expired_base_url_403_brings_a_new_one(tmp_path):
         return plain_get(*args, **kwargs)
 
     session.get = get_slowly_after_the_first_page
-    with start_sandbox(SandboxConfig(rate_limits=False, athome_url_ttl=0.5)) as sandbox:
+    with start_sandbox(SandboxConfig(rate_limits=False, processing_delay=0, athome_url_ttl=0.5)) as sandbox:
         _manifest, _ledger, ids = publish_example(sandbox, tmp_path)
         result = reader_for(sandbox, concurrency=1, session=session).download(ids["2"], tmp_path / "pulled")
         state = sandbox.state()
@@ -220,7 +220,7 @@ def test_an_expired_base_url_403_brings_a_new_one(tmp_path):
 
 
 def test_nodes_that_never_work_are_given_up_within_a_few_base_urls_and_the_rate_limit(tmp_path):
-    with start_sandbox(SandboxConfig(athome_fail_rate=1.0, seed=1)) as sandbox:  # MangaDex's rate limits on
+    with start_sandbox(SandboxConfig(athome_fail_rate=1.0, seed=1, processing_delay=0)) as sandbox:  # MangaDex's rate limits on
         client = client_for(sandbox, credentials=DEMO, rate_limits=True)
         _manifest, _ledger, ids = publish_example(sandbox, tmp_path, client, chapters=["1"])
         reader = reader_for(sandbox, client)  # one client, one rate limiter for everything this process sends
@@ -235,7 +235,9 @@ def test_nodes_that_never_work_are_given_up_within_a_few_base_urls_and_the_rate_
 
 
 def test_a_chapter_not_processed_yet_is_not_readable_until_it_is(tmp_path):
-    with start_sandbox(SandboxConfig(rate_limits=False, processing_delay=1.0)) as sandbox:
+    # held for approval, so that the upload does not wait for MangaDex to list (process) it
+    config = SandboxConfig(rate_limits=False, processing_delay=1.0, approval_required=("*:*",), approval_delay=5)
+    with start_sandbox(config) as sandbox:
         _manifest, _ledger, ids = publish_example(sandbox, tmp_path)
         reader = reader_for(sandbox)
         with pytest.raises(NotReadableYet, match="still processing"):

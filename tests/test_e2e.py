@@ -351,7 +351,7 @@ def test_a_watcher_killed_mid_upload_and_restarted_finishes_without_a_duplicate(
 
     from mdupload.sandbox import SandboxConfig, start_sandbox
 
-    slow = start_sandbox(SandboxConfig(rate_limits=False, latency=0.3))
+    slow = start_sandbox(SandboxConfig(rate_limits=False, processing_delay=0, latency=0.3))
     try:
         env = cli_env(slow, tmp_path / "ledger.sqlite")
         inbox = tmp_path / "inbox"

@@ -12,6 +12,7 @@ import pytest
 
 from tests.faults import (
     CHAPTERS,
+    DEFAULT_PROCESSING_DELAY,
     FAULT_PROFILES,
     Kill,
     LocalChapter,
@@ -26,7 +27,7 @@ pytestmark = pytest.mark.e2e
 
 
 def _scenario(seed: int, kills: tuple[Kill, ...], profile: str = "light", *, concurrency: int = 2,
-              processing_delay: float = 0.0, latency: float = 0.01) -> Scenario:
+              processing_delay: float = DEFAULT_PROCESSING_DELAY, latency: float = 0.01) -> Scenario:
     return Scenario(seed, kills, profile, dict(FAULT_PROFILES[profile]), concurrency, latency, processing_delay)
 
 
@@ -37,8 +38,7 @@ SCENARIOS = {
     "mid_batch": _scenario(103, (Kill("mid_batch", "batch", 1, 0.0),), concurrency=3),
     "between_batches": _scenario(104, (Kill("between_batches", "batch", 1, 0.03),), concurrency=1),
     # the chapter exists but is not listed yet: only the ledger stands between the rerun and a second upload
-    "commit_sent, not processed yet": _scenario(105, (Kill("commit_sent", "commit", 1, 0.0),), "lost",
-                                                processing_delay=1.5),
+    "commit_sent, not processed yet": _scenario(105, (Kill("commit_sent", "commit", 1, 0.0),), "lost"),
     "commit_answered": _scenario(106, (Kill("commit_answered", "commit", 2, 0.01),)),
     "three kills in a row": _scenario(107, (Kill("mid_batch", "batch", 2, 0.0), Kill("commit_sent", "commit", 1, 0.0),
                                             Kill("random", "any", 3, 0.05))),

@@ -287,7 +287,7 @@ def test_a_hostile_manifest_is_one_clear_error_naming_the_line(tmp_path, case):
 
 
 def test_a_manifest_and_pages_with_names_that_are_not_utf8_are_refused_clearly_not_a_traceback(tmp_path):
-    with start_sandbox(SandboxConfig(rate_limits=False)) as sandbox:
+    with start_sandbox(SandboxConfig(rate_limits=False, processing_delay=0)) as sandbox:
         where = os.fsencode(tmp_path)
         manifest = os.path.join(where, b"s\xe9rie.yaml")
         with open(manifest, "w", encoding="utf-8") as file:

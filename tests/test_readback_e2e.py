@@ -114,7 +114,7 @@ def test_a_chapter_still_processing_after_the_wait_is_reported_and_is_not_an_err
     with start_sandbox(SandboxConfig(rate_limits=False, processing_delay=3600)) as sandbox:
         env = cli_env(sandbox, tmp_path / "ledger.sqlite")
         assert run_cli(["upload", str(series), "--accept-terms", "--chapter", "2"], env).code == 0
-        early = run_cli(["verify", str(series), "--chapter", "2", "--json"], env)
+        early = run_cli(["verify", str(series), "--chapter", "2", "--wait", "0", "--json"], env)
         waited = run_cli(["verify", str(series), "--chapter", "2", "--wait", "0.02", "--json"], env)
     assert early.code == 0 and early.json["ok"] is True and early.json["processing"] == 1
     assert early.json["chapters"][0]["status"] == "processing" and "still processing" in early.stderr
@@ -124,7 +124,7 @@ def test_a_chapter_still_processing_after_the_wait_is_reported_and_is_not_an_err
 
 
 def test_pull_replaces_a_failing_node_and_reports_it(tmp_path, series):
-    with start_sandbox(SandboxConfig(rate_limits=False, athome_fail_rate=0.3, seed=11)) as sandbox:
+    with start_sandbox(SandboxConfig(rate_limits=False, processing_delay=0, athome_fail_rate=0.3, seed=11)) as sandbox:
         env = cli_env(sandbox, tmp_path / "ledger.sqlite")
         assert run_cli(["upload", str(series), "--accept-terms", "--chapter", "1"], env).code == 0
         run = run_cli(["pull", chapter_id(sandbox, "1"), str(tmp_path / "pulled"), "--json"], env)

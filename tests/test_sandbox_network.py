@@ -217,14 +217,14 @@ def test_athome_nodes_fail_at_the_configured_rate():
         url = f"{served['baseUrl']}/data/{served['chapter']['hash']}/{served['chapter']['data'][0]}"
         return [_outcome(lambda: requests.get(url)) for _ in range(25)]
 
-    outcomes = _twice(SandboxConfig(rate_limits=False, athome_fail_rate=0.4, seed=8), scenario)
+    outcomes = _twice(SandboxConfig(rate_limits=False, athome_fail_rate=0.4, seed=8, processing_delay=0), scenario)
     assert set(outcomes) == {200, 500, "dropped"}
 
 
 # --- state, configuration, command line -------------------------------------------------------------------------
 
 def test_state_survives_a_restart(tmp_path):
-    config = SandboxConfig(rate_limits=False, state_dir=tmp_path / "state")
+    config = SandboxConfig(rate_limits=False, state_dir=tmp_path / "state", processing_delay=0)
     with start_sandbox(config) as sandbox:
         user = Api(sandbox)
         chapter = user.publish(chapter="3", pages=2)

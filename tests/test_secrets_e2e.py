@@ -95,7 +95,7 @@ def base_env(root: Path) -> dict[str, str]:
 def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("secrets")
     (root / "state").mkdir()
-    sandbox = start_sandbox(SandboxConfig(rate_limits=False, users=(ACCOUNT,), state_dir=root / "sandbox-state"))
+    sandbox = start_sandbox(SandboxConfig(rate_limits=False, processing_delay=0, users=(ACCOUNT,), state_dir=root / "sandbox-state"))
     lanraragi = start_lanraragi(api_key=LRR_KEY)
     second_library = start_lanraragi(api_key=LRR_KEY)
     try:

@@ -24,14 +24,14 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def elsewhere():
     """Another host: a second sandbox on its own loopback ports; it only ever receives what leaks."""
-    with start_sandbox(SandboxConfig(rate_limits=False)) as running:
+    with start_sandbox(SandboxConfig(rate_limits=False, processing_delay=0)) as running:
         yield running
 
 
 @pytest.fixture(scope="module")
 def api(elsewhere):
     """The configured API, whose MangaDex@Home answers point at the other host (a hostile node)."""
-    with start_sandbox(SandboxConfig(rate_limits=False, athome_base_url=elsewhere.api_url + "/hostile-node")) as running:
+    with start_sandbox(SandboxConfig(rate_limits=False, processing_delay=0, athome_base_url=elsewhere.api_url + "/hostile-node")) as running:
         yield running
 
 

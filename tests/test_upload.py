@@ -398,7 +398,7 @@ def test_the_busy_message_names_the_chapter_whose_unfinished_session_is_open(tmp
 def sandbox():
     from mdupload.sandbox import SandboxConfig, start_sandbox
 
-    running = start_sandbox(SandboxConfig(rate_limits=False))
+    running = start_sandbox(SandboxConfig(rate_limits=False, processing_delay=0))
     yield running
     running.stop()
 

@@ -25,6 +25,8 @@ class Dropped(Exception):
         self.fault = fault
 
 
+CLOSE_CONNECTION = "mdupload.sandbox.close_connection"  # set in the WSGI environ: close after this answer
+
 Handler = Callable[[Core, Request, str, dict, dict], Response]  # (core, request, endpoint, route args, log entry)
 
 
@@ -60,9 +62,10 @@ class App:
         finally:
             request.close()  # the temporary files of multipart parts
         entry.update(status=response.status_code, bytes=body.count)
-        if request.content_length and body.count < request.content_length:
-            # Answered before the whole body was read: the rest cannot be told from a next request.
-            response.headers["Connection"] = "close"
+        if "chunked" in request.headers.get("Transfer-Encoding", "") or body.count < (request.content_length or 0):
+            # Answered before the whole body was read (or its end is unknown): the rest of it cannot be told
+            # from a next request on the connection, so the server closes it after this answer.
+            environ[CLOSE_CONNECTION] = True
         if endpoint != "sandbox-state":
             self.core.log(entry)
         return response(environ, start_response)

@@ -13,6 +13,10 @@ the OpenAPI plugin's security and validation), quirks included:
 - a `category_id` naming no static category is ignored and the answer is still 200;
 - the server adds a `date_added:<epoch>` tag; `/api/search` answers 204 with no body while the
   library is empty; category documents carry `pinned` as the text Redis hands back ("0");
+- `PUT /api/archives/{id}/metadata` overwrites the title, tags and summary given in its query (400 for an
+  unknown id); `DELETE /api/archives/{id}` answers 200 with the deleted file's name, or `filename: "0"`
+  and `success: 0` for an unknown id (Model/Archive.pm returns the name, or 0); both answer 423 while
+  the archive is locked; `GET /api/info` describes the server;
 - with an API key set, the 🔑 operations need `Authorization: Bearer <base64 of the key>` and
   answer 401 `{"errors": [...], "status": 401}` without it; the public GETs stay open.
 
@@ -46,7 +50,8 @@ FIRST_CATEGORY_TIME = 1_700_000_000  # category ids are "SET_" + a creation time
 ARCHIVE_NAME = re.compile(r"^.+\.(?:zip|rar|7z|tar|tar\.gz|lzma|xz|cbz|cbr|cb7|cbt|cbw|pdf|epub|tar\.zst|zst)$",
                           re.IGNORECASE)
 IMAGE_NAME = re.compile(r"^.+\.(?:png|jpg|gif|bmp|jpeg|jfif|webp|avif|heif|heic|jxl)$", re.IGNORECASE)
-PROTECTED = frozenset({"upload", "add_to_category"})  # the operations with `security: api_key` in the spec
+PROTECTED = frozenset({"upload", "add_to_category", "update_metadata", "delete_archive"})  # the operations with `security: api_key` in the spec
+SERVER_VERSION = "0.9.8"  # the version of ../shared/spec/lanraragi-api.yaml
 DUPLICATE_SUFFIX = " Enable replace duplicated archive in config to replace old ones."
 
 
@@ -107,6 +112,9 @@ class LanraragiApp:
             Rule("/api/archives", endpoint="list_archives", methods=["GET"]),
             Rule("/api/archives/upload", endpoint="upload", methods=["PUT"]),
             Rule("/api/archives/<arcid>/metadata", endpoint="metadata", methods=["GET"]),
+            Rule("/api/archives/<arcid>/metadata", endpoint="update_metadata", methods=["PUT"]),
+            Rule("/api/archives/<arcid>", endpoint="delete_archive", methods=["DELETE"]),
+            Rule("/api/info", endpoint="info", methods=["GET"]),
             Rule("/api/archives/<arcid>/categories", endpoint="archive_categories", methods=["GET"]),
             Rule("/api/categories", endpoint="list_categories", methods=["GET"]),
             Rule("/api/categories/<catid>/<arcid>", endpoint="add_to_category", methods=["PUT"]),
@@ -219,6 +227,49 @@ class LanraragiApp:
             if archive is None:
                 return _api_response("metadata", "This ID doesn't exist on the server.")
             return _json(archive.document())
+
+    def _update_metadata(self, request: Request, arcid: str) -> Response:
+        invalid = _validate([("/id", arcid, 40, 40, None)])
+        if invalid:
+            return invalid
+        if self._locked(arcid):
+            return _operation("update_metadata", 423, error=f"Locked resource: {arcid}.")
+        with self._lock:
+            archive = self._archives.get(arcid)
+            if archive is None:
+                return _api_response("update_metadata", "This ID doesn't exist on the server.")
+            args = request.args
+            if "title" in args:
+                archive.title = args["title"]
+            if "tags" in args:
+                archive.tags = list(dict.fromkeys(_split_tags(args["tags"])))
+            if "summary" in args:
+                archive.summary = args["summary"] or None
+        return _api_response("update_metadata", None, f"Updated metadata for \"{archive.title}\"!")
+
+    def _delete_archive(self, request: Request, arcid: str) -> Response:
+        invalid = _validate([("/id", arcid, 40, 40, None)])
+        if invalid:
+            return invalid
+        if self._locked(arcid):
+            return _operation("delete_archive", 423, error=f"Locked resource: {arcid}.")
+        with self._lock:
+            archive = self._archives.pop(arcid, None)
+            for category in self._categories.values():
+                if arcid in category.archives:
+                    category.archives.remove(arcid)
+        return _json({"operation": "delete_archive", "id": arcid, "filename": archive.filename if archive else "0",
+                      "success": int(archive is not None)})
+
+    def _info(self, request: Request) -> Response:
+        with self._lock:
+            total = len(self._archives)
+        return _json({"name": "LANraragi", "motd": "Welcome to this Library running LANraragi!",
+                      "version": SERVER_VERSION, "version_name": "Sandbox", "version_desc": "mdupload's local stand-in",
+                      "has_password": self._bearer is not None, "debug_mode": False, "nofun_mode": False,
+                      "archives_per_page": PAGE_SIZE, "server_resizes_images": False, "server_tracks_progress": True,
+                      "authenticated_progress": False, "total_pages_read": 0, "total_archives": total,
+                      "cache_last_cleared": int(self._clock()), "excluded_namespaces": ["date_added"]})
 
     def _archive_categories(self, request: Request, arcid: str) -> Response:
         invalid = _validate([("/id", arcid, 40, 40, None)])

@@ -14,7 +14,7 @@ from pathlib import Path
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from . import api, athome
-from .app import App, logger
+from .app import CLOSE_CONNECTION, App, logger
 from .config import DEMO_ACCOUNT, DEMO_GROUP, CatalogChapter, SandboxConfig
 from .core import REPORT_PATH, STATE_PATH, TOKEN_PATH, Core, new_id, now
 from .network import Faults, Throttle
@@ -32,6 +32,31 @@ class _QuietHandler(WSGIRequestHandler):
 
     protocol_version = "HTTP/1.1"
 
+    # werkzeug's development server closes every connection after its answer, and then reads whatever
+    # the client sent meanwhile (a next request included) to discard an unread body. The sandbox keeps the
+    # connection open instead, unless the application asks for the close (an answer given before the whole
+    # request body was read: app.CLOSE_CONNECTION), and reads nothing more once the answer has begun.
+
+    def run_wsgi(self) -> None:
+        connection_input = self.rfile
+        self.rfile = _UntilAnswered(connection_input, self)
+        try:
+            super().run_wsgi()
+        finally:
+            self.rfile = connection_input
+
+    def send_header(self, keyword: str, value: str) -> None:
+        if keyword.lower() == "connection" and value.lower() == "close" and not self._closing():
+            return
+        super().send_header(keyword, value)
+
+    def end_headers(self) -> None:
+        self.environ[_ANSWERED] = True
+        super().end_headers()
+
+    def _closing(self) -> bool:
+        return bool(self.environ.get(CLOSE_CONNECTION))
+
     def log_request(self, code="-", size="-") -> None:
         pass
 
@@ -42,6 +67,26 @@ class _QuietHandler(WSGIRequestHandler):
     def log(self, type: str, message: str, *args) -> None:
         if type == "error":
             logger.error(message.rstrip(), *args)
+
+
+_ANSWERED = "mdupload.sandbox.answered"  # in the WSGI environ: the answer's headers are out
+
+
+class _UntilAnswered:
+    """A connection's input that reads nothing more once the answer has begun (the request body was read
+    before it), unless the connection is to be closed: what follows is the client's next request."""
+
+    def __init__(self, stream, handler: _QuietHandler):
+        self._stream = stream
+        self._handler = handler
+
+    def read(self, size: int = -1) -> bytes:
+        if self._handler.environ.get(_ANSWERED) and not self._handler._closing():
+            return b""
+        return self._stream.read(size)
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
 
 
 class RunningSandbox:
