@@ -44,7 +44,6 @@ from .limits import (
     LANGUAGE_PATTERN,
     MAX_GROUPS,
     TITLE_MAX_LENGTH,
-    UUID_PATTERN,
 )
 
 MAX_BYTES = 256 * 1024  # 1,000 chapters take about 100 KB
@@ -59,7 +58,6 @@ _WHOLE_NUMBER = re.compile(r"0|[1-9][0-9]*")
 # A mangadex.org address of a manga or group: the id is read from it (https://mangadex.org/title/<id>/<slug>).
 _MANGADEX_URL = re.compile(r"(?:https?://)?(?:www\.)?mangadex\.org/(title|group|chapter|author)/([^/?#]*)"
                            r"(?:[/?#].*)?", re.IGNORECASE)
-_UUID = re.compile(UUID_PATTERN)
 
 _KEY_HINTS = {
     "manga": "Add `manga: <id or URL>`: the manga's address, mangadex.org/title/<id>/..., or the id in it.",
@@ -326,7 +324,7 @@ class _Document:
         if isinstance(node, yaml.ScalarNode) and node.tag in _SCALAR_TAGS:
             self.marks.texts[path] = node.value
             value = _scalar(node, path)
-            if path and path[-1] in _NUMBER_KEYS and isinstance(value, (int, float)) and not isinstance(value, bool):
+            if _is_number_path(path) and isinstance(value, (int, float)) and not isinstance(value, bool):
                 if type(value) is int and _WHOLE_NUMBER.fullmatch(node.value):
                     return node.value  # `chapter: 12` loses nothing
                 message, hint = _unquoted_number(f"`{path[-1]}`", path[-1], node.value, value)
@@ -358,6 +356,11 @@ class _Document:
             self.marks.key_lines[path + (key,)] = key_node.start_mark.line + 1
             result[key] = self._value(value_node, path + (key,))
         return result
+
+
+def _is_number_path(path: tuple) -> bool:
+    """A chapter's `chapter` or `volume`, or a series' `volume`."""
+    return path == ("volume",) or (len(path) == 3 and path[0] == "chapters" and path[2] in _NUMBER_KEYS)
 
 
 def _entry_name(node, index: int) -> str:

@@ -58,7 +58,8 @@ _REVISION_IN_BRACES = re.compile(r"\{[vr](\d+)\}", re.IGNORECASE)
 _SPECIAL = re.compile(r"(?:^|\s)([xyz]\d+)(?=$|[\s(\[])")  # Daiz's `c014 x1`
 _ONESHOT = re.compile(r"(?:^|[\s_\-\[(])one[\s_\-]?shot(?=$|[\s_)\]\-])", re.IGNORECASE)
 _BRACKETED = re.compile(r"\[([^\[\]]*)\]|\(([^()]*)\)|\{([^{}]*)\}")
-_DATE = re.compile(r"\d{4}-\d\d-\d\d(?:[ T_]\d\d[.:h\-]?\d\d)?")
+# `2026-12-24 18.00`: year, month, day, and optionally hour and minute (`:` is not allowed in every file name)
+DATE = re.compile(r"(\d{4})-(\d\d)-(\d\d)(?:[ T_](\d\d)[.:h\-]?(\d\d))?")
 _GROUP_SEPARATORS = re.compile(r"\s*(?:&|\+|,|\s+x\s+)\s*", re.IGNORECASE)
 
 # The words of edition tags, `(Color)`, `(Digital-Colored)`, `[HQ]`, `(mag)`, `[END]`, and of Daiz's
@@ -164,8 +165,8 @@ def parse_release_name(name: str, pattern: re.Pattern | None = None) -> ReleaseN
         title=_title(_blanked(stem, revisions), max(m.end() for m in markers)),
         language=next((tag.language for tag in tags if tag.language), None),
         revision=int(revision) if revision else None,
-        groups=_groups(stem, tags),
-        date=next((tag.text for tag in tags if _DATE.fullmatch(tag.text)), None),
+        groups=_groups(tags),
+        date=next((tag.text for tag in tags if DATE.fullmatch(tag.text)), None),
     )
 
 
@@ -190,10 +191,10 @@ def _is_not_a_name(text: str) -> bool:
     words = [word for word in re.split(r"[\s\-_+/&,]+", text.casefold()) if word]
     return (not words or all(word in TAG_WORDS for word in words)
             or bool(re.fullmatch(r"[\d.\s\-]+|[0-9a-f]{8}|[vr]\d+", text, re.IGNORECASE))
-            or bool(_DATE.fullmatch(text) or _VOLUME.fullmatch(text) or _CHAPTER.fullmatch(text)))
+            or bool(DATE.fullmatch(text) or _VOLUME.fullmatch(text) or _CHAPTER.fullmatch(text)))
 
 
-def _groups(stem: str, tags: list[_Tag]) -> tuple[str, ...]:
+def _groups(tags: list[_Tag]) -> tuple[str, ...]:
     candidates = [tag for tag in tags if tag.is_group]
     if not candidates:
         return ()

@@ -29,7 +29,7 @@ from .limits import (
     TITLE_MAX_LENGTH,
 )
 from .manifest import ChapterSpec, Manifest, in_utc_and_local, load_mapping, mangadex_id
-from .release_names import ReleaseName, UnreadableName, parse_release_name
+from .release_names import DATE, ReleaseName, UnreadableName, parse_release_name
 
 PATTERN_GROUPS = ("chapter", "volume", "title", "language")
 SERIES_SUFFIXES = (".yaml", ".yml")
@@ -92,14 +92,14 @@ class Series:
         ids = list(dict.fromkeys(ids))
         if len(ids) > MAX_GROUPS:
             raise ManifestError(f"the name credits {len(ids)} groups; MangaDex credits at most {MAX_GROUPS}.",
-                                path=item, hint="Rename the item with at most 10 groups.")
+                                path=item, hint=f"Rename the item with at most {MAX_GROUPS} groups.")
         return tuple(ids) or self.groups
 
     def _publish_at(self, release: ReleaseName, item: Path, warnings: list[str]) -> datetime | None:
         """The date in the name, when the series takes it (`publish_at_from_name`) and the name has one."""
         if self.publish_zone is None or release.date is None:
             return None
-        parts = re.fullmatch(r"(\d{4})-(\d\d)-(\d\d)(?:[ T_](\d\d)[.:h\-]?(\d\d))?", release.date)
+        parts = DATE.fullmatch(release.date)
         hint = ("Write it as [YYYY-MM-DD HH.MM], e.g. [2026-12-24 18.00], in the zone `publish_at_from_name` of "
                 f"{self.path} names; rename the item, then put it back in the inbox.")
         if parts.group(4) is None:

@@ -1,6 +1,7 @@
 """Release names as scanlators write them: one table, read with the default pattern."""
 
 import re
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -132,3 +133,20 @@ def test_any_name_is_read_or_refused_cleanly(name):
     except UnreadableName:
         return
     assert parsed.chapter is None or re.fullmatch(r"(0|[1-9]\d*)(\.\d+)?[a-z]?", parsed.chapter)
+
+
+def markdown_row(name: str, expected: ReleaseName | str) -> str:
+    """The row of SERIES.md's table for a name: what it becomes, or why it is refused."""
+    if isinstance(expected, str):
+        return f"| `{name}` | refused: {expected} | | | | | |"
+    chapter = "oneshot" if expected.chapter is None and expected.volume is None else expected.chapter or ""
+    date = f" (date {expected.date})" if expected.date else ""
+    cells = [chapter, expected.volume, expected.title, expected.language, expected.revision]
+    return (f"| `{name}` | " + " | ".join("" if cell is None else str(cell) for cell in cells)
+            + f" | {', '.join(expected.groups)}{date} |")
+
+
+def test_series_md_shows_the_whole_table():
+    documented = (Path(__file__).resolve().parents[1] / "manifests" / "SERIES.md").read_text(encoding="utf-8")
+    for name, expected in NAMES + REFUSED:
+        assert markdown_row(name, expected) in documented, name
