@@ -239,7 +239,7 @@ def upload(manifest, chapters, exclude, accept_terms, stale_after, abandon_open,
     if archive and not dry_run:  # a missing server or a bad category stops the command before any upload
         from .archive import resolve_target
 
-        archive_target = resolve_target(loaded, archive_to)
+        archive_target = resolve_target(loaded, archive_to, option="--archive-to")
     document = publish_and_report(loaded, specs, reporter=reporter, options=options,
                                   connect=lambda: _client(api_url, auth_url, dev),
                                   ledger=None if dry_run else open_ledger(ledger_path),

@@ -139,3 +139,10 @@ def test_watch_keeps_items_through_an_outage_then_publishes_them_in_chapter_orde
     everything = said + run.stderr + dry.stderr + (inbox / "failed" / "Night Market - c014 [Group].error.txt").read_text()
     named = set(re.findall(r"(?<![\w-])--[a-z][a-z-]+", everything))
     assert named <= _options_of("watch"), named - _options_of("watch")
+
+
+def test_upload_archive_without_a_server_names_uploads_own_option(sandbox, tmp_path, env):
+    manifest = _backlog(tmp_path / "backlog", broken="none")
+    run = run_cli(["upload", str(manifest), "--archive", "--chapter", "1"], env)
+    assert run.code == 2 and "Pass --archive-to URL" in run.stderr and "--to URL" not in run.stderr
+    assert sandbox.state()["chapters"] == []
