@@ -222,13 +222,13 @@ class Watcher:
         """Series by series, each in chapter order (MangaDex's number order); an unreadable name last (by name)."""
         try:
             spec = series.manifest_for(path).chapters[0]
-            number = (0, number_order(spec.volume), number_order(spec.chapter))
+            number = (0, number_order(spec.chapter), number_order(spec.volume))
         except MdUploadError:
             number = (1,)
         return (self.series.index(series), number, path.name.casefold())
 
-    def dry_run(self) -> list[str]:
-        """What a run would publish now, in order, and how each name is read; the lines that say so."""
+    def dry_run(self) -> tuple[list[str], list[str]]:
+        """What a run would publish now, in order, with how each name is read; and the items that would fail."""
         lines, problems = [], []
         items = []
         for entry in natsorted(os.scandir(self.inbox), key=lambda entry: entry.name, alg=ns.IGNORECASE):
@@ -249,7 +249,7 @@ class Watcher:
             read += [f"title {spec.title!r}"] if spec.title is not None else []
             read += [f"language {spec.language}", f"groups {', '.join(spec.groups) or 'none'}"]
             lines.append(f"{len(lines) + 1}. {path.name}: {'; '.join(read)} ({series.path.name})")
-        return lines + problems
+        return lines, problems
 
     # --- which items, and when ----------------------------------------------------------------
 
@@ -542,10 +542,10 @@ def run_watch(inbox, series_paths: Sequence, *, publish: Publish, settle: float 
                          hint="Create it, or pass the folder that chapters are dropped in.")
     series = load_all_series(series_paths)
     if dry_run:  # nothing is published, moved or locked
-        lines = Watcher(inbox, series, publish, settle=settle, log=log).dry_run()
-        for line in lines or [f"{inbox}: nothing to publish."]:
+        lines, problems = Watcher(inbox, series, publish, settle=settle, log=log).dry_run()
+        for line in lines + problems or [f"{inbox}: nothing to publish."]:
             log(line)
-        return EXIT_FAILED if any(f"would go to {FAILED}/" in line for line in lines) else EXIT_OK
+        return EXIT_FAILED if problems else EXIT_OK
     handle, holder = _lock(inbox)
     if handle is None:
         message = f"another `mdupload watch` (pid {holder}) is processing {inbox}"

@@ -148,3 +148,10 @@ def test_dry_run_lists_in_order_how_each_name_is_read(inbox, night):
     assert "chapter 12; language en; groups 145f9110" in logs[3]
     assert "Night Market - no number here: would go to failed/" in logs[5]
     assert sorted(p.name for p in inbox.iterdir()) == sorted(ITEMS + ["Night Market - no number here"])
+
+
+def test_chapter_order_holds_when_only_some_names_give_a_volume(rig, inbox):
+    names = ["Night Market v02 c011 [Group]", "Night Market - c010 [Group]", "Night Market v01 c003 [Group]"]
+    for name in names:
+        make_folder(inbox / name)
+    assert [r.name for r in rig.poll()] == [names[2], names[1], names[0]]
