@@ -229,10 +229,6 @@ def upload(manifest, chapters, exclude, accept_terms, stale_after, abandon_open,
     loaded = load_manifest(manifest)
     specs = select_chapters(loaded, chapters, exclude)
     reporter = Reporter(quiet=quiet)
-    if not dry_run:  # a wrong id is found at its manifest line, before anything is uploaded
-        for line in _identify(loaded, api_url, dev, unreachable_hint="Nothing was uploaded; run the same command "
-                                                                      "again once MangaDex answers.").lines():
-            reporter.info(line)
     options = UploadOptions(stale_after=timedelta(minutes=stale_after), abandon_open=abandon_open,
                             force_new=force_new, concurrency=concurrency or DEFAULT_CONCURRENCY)
     archive_target = None
@@ -240,6 +236,13 @@ def upload(manifest, chapters, exclude, accept_terms, stale_after, abandon_open,
         from .archive import resolve_target
 
         archive_target = resolve_target(loaded, archive_to, option="--archive-to")
+    if not dry_run:  # a wrong id is found at its manifest line, before anything is uploaded
+        from .publish import require_terms
+
+        require_terms(loaded, accept_terms)  # before any network call
+        for line in _identify(loaded, api_url, dev, unreachable_hint="Nothing was uploaded; run the same command "
+                                                                      "again once MangaDex answers.").lines():
+            reporter.info(line)
     document = publish_and_report(loaded, specs, reporter=reporter, options=options,
                                   connect=lambda: _client(api_url, auth_url, dev),
                                   ledger=None if dry_run else open_ledger(ledger_path),
