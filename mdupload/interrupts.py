@@ -72,10 +72,10 @@ def prompt_on_interrupt():
         _failsafe_armed = False
         if installed:
             signal.signal(signal.SIGINT, previous)
-        settle()
+        resume_requests()
 
 
-def settle() -> None:
+def resume_requests() -> None:
     """The end of an interruptible scope: requests may start again, unless the process is on its way out
     (the failsafe is armed: the threads still running must not send anything more)."""
     if _timer is None:
