@@ -166,7 +166,7 @@ class UploadEvents:
 
     def state(self, plan: ChapterPlan, state: str, detail: str | None) -> None: ...
     def notice(self, plan: ChapterPlan, text: str) -> None: ...
-    def bytes_sent(self, plan: ChapterPlan, count: int) -> None: ...
+    def bytes_sent(self, plan: ChapterPlan, count: int) -> None: ...  # of pages MangaDex accepted
     def pages_done(self, plan: ChapterPlan, count: int) -> None: ...
 
 
@@ -496,10 +496,19 @@ class ChapterUpload:
         pending = [p for p in self.plan.pages if p.upload_name not in self.file_ids]
         if pending:
             if self.upload_rounds > 0:
-                self._sleep(self.options.retry_backoff_s * 2 ** (self.upload_rounds - 1))
+                wait = self.options.retry_backoff_s * 2 ** (self.upload_rounds - 1)
+                self._say_resending(pending, wait)
+                self._sleep(wait)
             self.upload_rounds += 1
             self._upload(pending)
         return State.RECONCILING
+
+    def _say_resending(self, pending: list[PlannedPage], wait: float) -> None:
+        """Every retry is a line: which pages failed and why (the first reason), the wait, the round."""
+        reasons = [self.failures[p.upload_name] for p in pending if p.upload_name in self.failures]
+        why = f" ({reasons[0]}{'; ...' if len(set(reasons)) > 1 else ''})" if reasons else ""
+        self._notice(f"{len(pending)} page(s) not accepted yet{why}; sending them again in {wait:g} s "
+                     f"(round {self.upload_rounds + 1} of {self.options.retry_rounds + 1})")
 
     def _upload(self, pages: list[PlannedPage]) -> None:
         batches = [pages[i:i + limits.FILES_PER_REQUEST] for i in range(0, len(pages), limits.FILES_PER_REQUEST)]
@@ -511,8 +520,7 @@ class ChapterUpload:
     def _send_batch(self, batch: list[PlannedPage]) -> None:
         files = [UploadFile(p.path, p.upload_name, p.mime) for p in batch]
         try:
-            answer = self.client.upload_files(self.session.id, files,
-                                              on_bytes=lambda n: self.events.bytes_sent(self.plan, n))
+            answer = self.client.upload_files(self.session.id, files)
         except (OutcomeUnknown, ServerError) as exc:
             # Whether the server kept these files is unknown: RECONCILING lists the session before re-sending.
             with self._lock:
@@ -534,6 +542,8 @@ class ChapterUpload:
                 else:
                     self.failures[name] = _reason_for(name, answer.errors) or "; ".join(reasons) or "refused"
         self.ledger.set_file_ids(self.plan.key, self.session.id, accepted)
+        # bytes count as sent once MangaDex answered for them (not as they leave for the socket's buffers)
+        self.events.bytes_sent(self.plan, sum(by_name[name].size for name in accepted))
         self.events.pages_done(self.plan, len(accepted))
 
     def _step_reconciling(self) -> str:

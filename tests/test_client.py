@@ -495,3 +495,17 @@ def test_options_and_dev_win_over_the_environment():
 def test_bad_or_plain_http_hosts_are_usage_errors(url):
     with pytest.raises(UsageError, match="MDUPLOAD_API_URL"):
         resolve_hosts(environ={"MDUPLOAD_API_URL": url})
+
+
+def test_every_retry_is_a_line_saying_what_failed_the_wait_and_the_attempt(http, client, sleeps, caplog):
+    http.get(f"{API}/chapter/{CHAPTER}", status=503, body=HTML_503)
+    http.get(f"{API}/chapter/{CHAPTER}", body=requests.ConnectionError("connection reset by peer"))
+    http.get(f"{API}/chapter/{CHAPTER}", json={"result": "ok", "data": chapter_doc()})
+    with caplog.at_level("WARNING", logger="mdupload"):
+        client.get_chapter(CHAPTER)
+    lines = [r.getMessage() for r in caplog.records if "trying again" in r.getMessage()]
+    assert len(lines) == 2 and sleeps == [1.0, 2.0]
+    assert lines[0].startswith(f"GET /chapter/{CHAPTER} failed (MangaDex failed on GET /chapter/")
+    assert "503 Service Temporarily Unavailable" in lines[0] and "<" not in lines[0]
+    assert lines[0].endswith("trying again in 1 s (attempt 2 of 4)")
+    assert "ConnectionError" in lines[1] and lines[1].endswith("trying again in 2 s (attempt 3 of 4)")

@@ -20,6 +20,7 @@ from mdupload.upload import (
     ChapterPlan,
     ChapterUpload,
     PlannedPage,
+    UploadEvents,
     UploadOptions,
 )
 from tests.fake_mangadex import GROUP, MANGA, FakeMangaDex
@@ -501,3 +502,45 @@ def test_a_chapter_whose_begin_failed_never_takes_the_session_a_later_chapter_be
     assert fake.stored_twice() == []  # chapter 2's pages were never deleted and sent again
     assert fake.committed_orders == [[f"{n}.png" for n in range(1, 4)], [f"{n}.png" for n in range(1, 13)]]
     assert fake.abandoned == [] and seconds_session not in [c.id for c in fake.chapters]
+
+
+class _Timeline(UploadEvents):
+    def __init__(self):
+        self.events: list[tuple[str, int]] = []
+
+    def bytes_sent(self, plan, count):
+        self.events.append(("counted as sent", count))
+
+
+def test_bytes_count_as_sent_only_once_mangadex_answered_for_them(tmp_path, ledger):
+    """A body can leave for the socket's buffers long before the server has it: the progress counts a
+    batch's bytes when its answer comes, and only the pages MangaDex accepted."""
+    timeline = _Timeline()
+
+    class Buffered(FakeMangaDex):
+        def upload_files(self, session_id, files, on_bytes=None):
+            answer = super().upload_files(session_id, files, on_bytes)  # the body "left" (on_bytes, if any)
+            timeline.events.append(("answered", sum(f.path.stat().st_size for f in files
+                                                    if f.filename in {s.original_file_name for s in answer.files})))
+            return answer
+
+    fake = Buffered()
+    fake.refuse = {"4.png": 1}
+    plan = make_plan(tmp_path / "c1", 12)
+    result = ChapterUpload(fake, ledger, plan, UploadOptions(concurrency=1), timeline, **NO_WAIT).run()
+    assert result.status == "uploaded"
+    answered = [n for what, n in timeline.events if what == "answered"]
+    counted = [n for what, n in timeline.events if what == "counted as sent"]
+    assert counted == answered and sum(counted) == plan.total_bytes
+    assert [what for what, _n in timeline.events] == ["answered", "counted as sent"] * len(answered)
+
+
+def test_every_round_of_sending_refused_pages_again_is_a_notice(tmp_path, ledger):
+    fake = FakeMangaDex()
+    fake.refuse = {"3.png": 2}
+    result = ChapterUpload(fake, ledger, make_plan(tmp_path / "c1"), UploadOptions(retry_backoff_s=2.0),
+                           **NO_WAIT).run()
+    assert result.status == "uploaded"
+    again = [n for n in result.notices if "sending them again" in n]
+    assert again == ["1 page(s) not accepted yet (3.png: the server refused it); sending them again in 2 s (round 2 of 4)",
+                     "1 page(s) not accepted yet (3.png: the server refused it); sending them again in 4 s (round 3 of 4)"]

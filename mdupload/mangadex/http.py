@@ -220,6 +220,7 @@ class Transport:
             stop=tenacity.stop_after_attempt(self.retries + 1),
             wait=self._wait,
             sleep=self._sleep,
+            before_sleep=lambda state: self._say_retry(request, state),
             reraise=True,
         )
         try:
@@ -244,6 +245,13 @@ class Transport:
         if isinstance(exc, _AnswerLost):
             return request.idempotent
         return False
+
+    def _say_retry(self, request: _Request, retry_state: tenacity.RetryCallState) -> None:
+        """Every retry is a line (a warning: shown by default): what failed, the wait, the attempt."""
+        exc = retry_state.outcome.exception()
+        why = _cause(exc) if isinstance(exc, (_NotSent, _AnswerLost)) else redact(getattr(exc, "message", str(exc)))
+        log.warning("%s failed (%s); trying again in %.0f s (attempt %d of %d)", request.where, why,
+                    retry_state.next_action.sleep, retry_state.attempt_number + 1, self.retries + 1)
 
     def _wait(self, retry_state: tenacity.RetryCallState) -> float:
         exc = retry_state.outcome.exception()
