@@ -3,7 +3,14 @@
 Run from a clean worktree: `.venv/bin/python tests/break_guards.py [N ...]` (N: only those guards). It edits
 the source in place while a guard is broken: do not edit or commit while it runs.
 """
-import subprocess, sys, re, pathlib
+
+from __future__ import annotations
+
+import pathlib
+import re
+import subprocess
+import sys
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PY = sys.executable
 GUARDS = [
@@ -29,18 +36,25 @@ GUARDS = [
  ("a full disk said plainly (taken for damage)", "mdupload/ledger.py", "        if code == sqlite3.SQLITE_FULL or", "        if False and code == sqlite3.SQLITE_FULL or", ["tests/test_ledger_disk.py"]),
  ("at most 10 files per batch (11)", "mdupload/limits.py", "FILES_PER_REQUEST = 10", "FILES_PER_REQUEST = 11", ["tests/test_upload.py", "-k", "ten_files"]),
 ]
-only = sys.argv[1:] and {int(i) for i in sys.argv[1:]}
-for n, (name, path, old, new, args) in enumerate(GUARDS):
-    if only and n not in only:
-        continue
-    f = ROOT / path
-    text = f.read_text()
-    assert text.count(old) == 1, (name, text.count(old))
-    f.write_text(text.replace(old, new))
-    try:
-        done = subprocess.run([PY, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *args], cwd=ROOT,
-                              capture_output=True, text=True, timeout=900)
-    finally:
-        f.write_text(text)
-    failed = re.findall(r"^FAILED (\S+)", done.stdout, re.M) or re.findall(r"^ERROR (\S+)", done.stdout, re.M)
-    print(f"{n}\t{name}\t{'CAUGHT by ' + failed[0] if done.returncode != 0 and failed else 'NOT CAUGHT rc=%d' % done.returncode}", flush=True)
+
+
+def main() -> None:
+    only = sys.argv[1:] and {int(i) for i in sys.argv[1:]}
+    for n, (name, path, old, new, args) in enumerate(GUARDS):
+        if only and n not in only:
+            continue
+        f = ROOT / path
+        text = f.read_text()
+        assert text.count(old) == 1, (name, text.count(old))
+        f.write_text(text.replace(old, new))
+        try:
+            done = subprocess.run([PY, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *args], cwd=ROOT,
+                                  capture_output=True, text=True, timeout=900)
+        finally:
+            f.write_text(text)
+        failed = re.findall(r"^FAILED (\S+)", done.stdout, re.M) or re.findall(r"^ERROR (\S+)", done.stdout, re.M)
+        print(f"{n}\t{name}\t{'CAUGHT by ' + failed[0] if done.returncode != 0 and failed else 'NOT CAUGHT rc=%d' % done.returncode}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
