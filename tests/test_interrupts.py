@@ -47,27 +47,38 @@ def first_batch_answered(sandbox) -> bool:
                for r in sandbox.state()["requests"])
 
 
-def test_ctrl_c_during_a_four_batch_upload_ends_within_5_s_and_the_rerun_publishes_once(slow_link, tmp_path):
-    noisy_pages(tmp_path / "c1")
-    manifest = tmp_path / "manifest.yaml"
-    manifest.write_text(f"manga: {MANGA}\ngroups: []\nlanguage: en\nchapters:\n  - chapter: '1'\n    pages: c1\n")
-    env = cli_env(slow_link, tmp_path / "ledger.sqlite")
-    args = ["upload", str(manifest), "--accept-terms", "--concurrency", "2"]
+def signalled_after_the_first_batch(sandbox, args: list[str], env: dict, *signals: int) -> tuple[int, str, float]:
+    """Run mdupload, send `signals` once its first batch is answered: its exit code, stderr, and the seconds
+    from the first signal to its exit."""
     process = subprocess.Popen([sys.executable, "-m", "mdupload", *args], env=env, stdin=subprocess.DEVNULL,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 90
-        while not first_batch_answered(slow_link):
+        while not first_batch_answered(sandbox):
             assert time.monotonic() < deadline and process.poll() is None, "no batch was ever answered"
             time.sleep(0.05)
-        process.send_signal(signal.SIGINT)
-        interrupted = time.monotonic()
+        for signum in signals:
+            process.send_signal(signum)
+        signalled = time.monotonic()
         _, stderr = process.communicate(timeout=30)
-        took = time.monotonic() - interrupted
+        return process.returncode, stderr, time.monotonic() - signalled
     finally:
         if process.poll() is None:
             process.kill()
-    assert process.returncode == 130, stderr
+
+
+def one_chapter_manifest(tmp_path: Path) -> Path:
+    noisy_pages(tmp_path / "c1")
+    manifest = tmp_path / "manifest.yaml"
+    manifest.write_text(f"manga: {MANGA}\ngroups: []\nlanguage: en\nchapters:\n  - chapter: '1'\n    pages: c1\n")
+    return manifest
+
+
+def test_ctrl_c_during_a_four_batch_upload_ends_within_5_s_and_the_rerun_publishes_once(slow_link, tmp_path):
+    env = cli_env(slow_link, tmp_path / "ledger.sqlite")
+    args = ["upload", str(one_chapter_manifest(tmp_path)), "--accept-terms", "--concurrency", "2"]
+    code, stderr, took = signalled_after_the_first_batch(slow_link, args, env, signal.SIGINT)
+    assert code == 130, stderr
     assert took < PROMPT_S, (took, stderr)
     assert "interrupted" in stderr and "Traceback" not in stderr
     assert slow_link.state()["chapters"] == []  # cut before the commit
@@ -80,27 +91,10 @@ def test_ctrl_c_during_a_four_batch_upload_ends_within_5_s_and_the_rerun_publish
 
 
 def test_a_second_ctrl_c_exits_at_once(slow_link, tmp_path):
-    noisy_pages(tmp_path / "c1")
-    manifest = tmp_path / "manifest.yaml"
-    manifest.write_text(f"manga: {MANGA}\ngroups: []\nlanguage: en\nchapters:\n  - chapter: '1'\n    pages: c1\n")
     env = cli_env(slow_link, tmp_path / "ledger.sqlite")
-    process = subprocess.Popen([sys.executable, "-m", "mdupload", "upload", str(manifest), "--accept-terms"],
-                               env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
-    try:
-        deadline = time.monotonic() + 90
-        while not first_batch_answered(slow_link):
-            assert time.monotonic() < deadline and process.poll() is None, "no batch was ever answered"
-            time.sleep(0.05)
-        process.send_signal(signal.SIGINT)
-        process.send_signal(signal.SIGINT)
-        interrupted = time.monotonic()
-        _, stderr = process.communicate(timeout=30)
-        took = time.monotonic() - interrupted
-    finally:
-        if process.poll() is None:
-            process.kill()
-    assert process.returncode == 130, stderr
+    args = ["upload", str(one_chapter_manifest(tmp_path)), "--accept-terms"]
+    code, stderr, took = signalled_after_the_first_batch(slow_link, args, env, signal.SIGINT, signal.SIGINT)
+    assert code == 130, stderr
     assert took < 2.0, (took, stderr)
 
 
@@ -108,25 +102,11 @@ def test_sigterm_cuts_the_chapter_a_watcher_is_publishing_and_the_next_start_res
     inbox = tmp_path / "inbox"
     item = inbox / "Demo Series - c004 [Demo Scans]"
     noisy_pages(item)
-    series_file = tmp_path / "demo.yaml"
-    series_file.write_text(f"manga: {MANGA}\ngroups: []\nlanguage: en\nmatch: Demo Series\nterms_accepted: true\n")
+    series_file = write_series(tmp_path)
     env = cli_env(slow_link, tmp_path / "ledger.sqlite")
     args = ["watch", str(inbox), "--series", str(series_file), "--settle", "0"]
-    process = subprocess.Popen([sys.executable, "-m", "mdupload", *args], env=env, stdin=subprocess.DEVNULL,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 90
-        while not first_batch_answered(slow_link):
-            assert time.monotonic() < deadline and process.poll() is None, "no batch was ever answered"
-            time.sleep(0.05)
-        process.send_signal(signal.SIGTERM)
-        interrupted = time.monotonic()
-        _, stderr = process.communicate(timeout=30)
-        took = time.monotonic() - interrupted
-    finally:
-        if process.poll() is None:
-            process.kill()
-    assert process.returncode == 130 and took < PROMPT_S, (took, stderr)
+    code, stderr, took = signalled_after_the_first_batch(slow_link, args, env, signal.SIGTERM)
+    assert code == 130 and took < PROMPT_S, (took, stderr)
     assert "SIGTERM: stopping now" in stderr and "Traceback" not in stderr
     assert item.is_dir() and not (inbox / "failed").exists() and slow_link.state()["chapters"] == []
 
@@ -136,13 +116,18 @@ def test_sigterm_cuts_the_chapter_a_watcher_is_publishing_and_the_next_start_res
     assert len(chapter["pages"]) == PAGES and (inbox / "done" / f"{item.name}.json").exists()
 
 
+def write_series(tmp_path: Path) -> Path:
+    series_file = tmp_path / "demo.yaml"
+    series_file.write_text(f"manga: {MANGA}\ngroups: []\nlanguage: en\nmatch: Demo Series\nterms_accepted: true\n")
+    return series_file
+
+
 def test_an_idle_watcher_stops_on_sigterm_with_exit_0(slow_link, tmp_path):
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    series_file = tmp_path / "demo.yaml"
-    series_file.write_text(f"manga: {MANGA}\ngroups: []\nlanguage: en\nmatch: Demo Series\nterms_accepted: true\n")
     env = cli_env(slow_link, tmp_path / "ledger.sqlite")
-    process = subprocess.Popen([sys.executable, "-m", "mdupload", "watch", str(inbox), "--series", str(series_file)],
+    process = subprocess.Popen([sys.executable, "-m", "mdupload", "watch", str(inbox), "--series",
+                                str(write_series(tmp_path))],
                                env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True)
     try:
