@@ -424,7 +424,7 @@ def test_an_unexpected_error_is_one_redacted_line_not_a_traceback(monkeypatch, s
 
     register_secret("s3cr3t-token-value")
 
-    def broken(_path):
+    def broken(_path, _environ=None):
         raise RuntimeError("the token s3cr3t-token-value went somewhere odd")
 
     monkeypatch.setattr(validate, "load_manifest", broken)
