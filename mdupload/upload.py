@@ -126,17 +126,17 @@ class UploadOptions:
 
 
 class ChapterLookups(Protocol):
-    """The two questions the state machine asks first about a chapter (publish.py's LookAhead asks them ahead)."""
+    """The questions the state machine asks first about a chapter (publish.py's LookAhead asks them ahead)."""
 
     def find_chapters(self, manga: str, chapter: str | None, language: str,
                       groups: Sequence[str]) -> list[Chapter]: ...
     def check_approval_required(self, manga: str, locale: str) -> bool: ...
+    def get_open_session(self) -> UploadSession | None: ...
 
 
 class UploadClient(ChapterLookups, Protocol):
     """What the state machine needs of MangaDex (mangadex/client.py's MangaDexClient; the tests' fakes)."""
 
-    def get_open_session(self) -> UploadSession | None: ...
     def begin_session(self, manga: str, groups: Sequence[str]) -> UploadSession: ...
     def upload_files(self, session_id: str, files: Sequence[UploadFile],
                      on_bytes: Callable[[int], None] | None = None) -> BatchResult: ...
@@ -256,7 +256,7 @@ class ChapterUpload:
                  options: UploadOptions | None = None, events: UploadEvents | None = None,
                  sleep=time.sleep, now=lambda: datetime.now(UTC), *, lookups: ChapterLookups | None = None):
         self.client = client
-        self.lookups = lookups or client  # where the first two questions are answered (asked ahead, or now)
+        self.lookups = lookups or client  # where the first questions are answered (asked ahead, or now)
         self.ledger = ledger
         self.plan = plan
         self.options = options or UploadOptions()
@@ -385,7 +385,7 @@ class ChapterUpload:
 
     def _step_finding_session(self) -> str:
         earlier = self.earlier
-        open_session = self.client.get_open_session()
+        open_session = self.lookups.get_open_session()
         if (earlier and earlier.state == State.COMMITTING and earlier.session_id and not self.options.force_new
                 and (open_session is None or open_session.id != earlier.session_id)):
             return self._earlier_commit_went_through(earlier.session_id)
