@@ -6,6 +6,7 @@ import click
 
 from ..manifest import load_manifest
 from ..output import print_json, status_line
+from ..selection import select_chapters
 from ..status import chapter_statuses
 from .options import (
     chapter_option,
@@ -22,7 +23,7 @@ from .options import (
 @chapter_option
 @ledger_option
 @json_flag
-def status(manifest, chapters, ledger_path, as_json):
+def status(manifest, chapters, exclude, ledger_path, as_json):
     """Show what the ledger knows of each chapter of the manifest.
 
     Each chapter is not started, in progress (its state, pages uploaded / total, its session, and
@@ -31,7 +32,7 @@ def status(manifest, chapters, ledger_path, as_json):
     """
     settings = settings_for(ledger=ledger_path)
     loaded = load_manifest(manifest, settings.environ)
-    specs = loaded.select(chapters)
+    specs = select_chapters(loaded, chapters, exclude)
     statuses = chapter_statuses(loaded, specs, open_ledger(settings))
     for spec, chapter in zip(specs, statuses, strict=True):
         click.echo(status_line(spec.label, chapter), err=True)
