@@ -24,6 +24,7 @@ selected chapter fails its checks:
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import threading
 import time
@@ -52,6 +53,9 @@ from .upload import (
     wait_until_listed,
 )
 from .vocabulary import PUBLISHED_STATES, Status
+
+
+_log = logging.getLogger("mdupload.publish")
 
 
 def require_terms(manifest: Manifest, accept_terms: bool) -> None:
@@ -198,6 +202,7 @@ def upload_manifest(manifest: Manifest, specs: list[ChapterSpec], workdir: Path,
                 result = upload.run()
             except AuthError as exc:  # every later chapter would fail the same way
                 outcome.signed_out, result = exc, upload.result
+            _log.info("%s: where the time went: %s", plan.label, result.timings.line())
             reporter.finish_chapter(result)
             outcome.results.append(result)
             if outcome.signed_out is not None:
@@ -213,6 +218,7 @@ def upload_manifest(manifest: Manifest, specs: list[ChapterSpec], workdir: Path,
             for notice in wait_until_listed(client, outcome.results):
                 reporter.info(notice)
             outcome.timings["listing_wait_s"] = time.perf_counter() - listing_started
+        _log.info("the run's time: %s", ", ".join(f"{name} {seconds:.2f}" for name, seconds in outcome.timings.items()))
     finally:
         checker.shutdown(wait=True, cancel_futures=True)
         if lookahead is not None:

@@ -212,6 +212,13 @@ class ChapterTimings:
     def add(self, phase: str, seconds: float) -> None:
         self.phases[phase] = self.phases.get(phase, 0.0) + seconds
 
+    def line(self) -> str:
+        """The report in one line, for -v: each phase, then the batches and the wait for the last answers."""
+        phases = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in self.phases.items())
+        batches = "; ".join(f"{b.pages} pages {b.bytes / 1e6:.1f} MB {b.seconds:.2f} s"
+                            + (f" (retry round {b.round - 1})" if b.round > 1 else "") for b in self.batches)
+        return f"{phases}; last answers {self.last_answers_s:.2f} s; batches: {batches or 'none'}"
+
     def to_json(self) -> dict:
         return {"phases": {name: round(s, 3) for name, s in self.phases.items()},
                 "last_answers_s": round(self.last_answers_s, 3),

@@ -68,6 +68,18 @@ def test_the_example_is_published_whole_and_in_order(sandbox, series, env):
     assert "uploaded as chapter" in run.stderr and run.stdout.strip().startswith("{")
 
 
+def test_json_and_verbose_say_where_the_time_went_phase_by_phase_and_batch_by_batch(sandbox, series, env):
+    run = run_cli(["-v", "upload", str(series), "--accept-terms", "--json"], env)
+    assert run.code == 0, run.stderr
+    document = run.json
+    assert {"checks_s", "sign_in_and_lookups_s", "chapters_s", "listing_wait_s"} <= set(document["timings"])
+    first = document["chapters"][0]["timings"]
+    assert {"duplicate_check", "session_lookup", "begin", "upload", "reconcile", "commit"} <= set(first["phases"])
+    assert sum(batch["pages"] for batch in first["batches"]) == 10 and all(b["bytes"] > 0 for b in first["batches"])
+    assert first["last_answers_s"] >= 0
+    assert "chapter 1 (en): where the time went: duplicate_check" in run.stderr and "the run's time: checks_s" in run.stderr
+
+
 def test_a_second_run_skips_what_is_published_even_without_the_ledger(sandbox, series, env, tmp_path):
     assert run_cli(["upload", str(series), "--accept-terms"], env).code == 0
     lost_ledger = cli_env(sandbox, tmp_path / "new-ledger.sqlite")
