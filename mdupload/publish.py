@@ -289,7 +289,7 @@ def _sign_in_ahead(connect: Callable[[], MangaDexClient], manifest: Manifest, fi
     client = connect()
     lookahead = LookAhead(client)
     if first is not None:
-        lookahead.ask_ahead(manifest, first, first=True)
+        lookahead.ask_ahead(manifest, first, session=True)
         lookahead.answered()
     return client, lookahead, time.perf_counter() - started
 
@@ -418,27 +418,20 @@ class LookAhead:
         self._clock = clock
         self._lock = threading.Lock()
         self._answers: dict[tuple, tuple[float, Future]] = {}
-        # the questions about one chapter are asked at once (the rate limiter spaces them as MangaDex needs)
-        self._pool = ThreadPoolExecutor(max_workers=3, thread_name_prefix="mdupload-ask-ahead")
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mdupload-ask-ahead")
 
-    def ask_ahead(self, manifest: Manifest, spec: ChapterSpec, *, first: bool = False) -> None:
-        """The questions are asked at once. `first`: the run's first chapter, also asked which session is open
-        (later, the open session is the current chapter's own until its commit); its lookup goes alone first,
-        and this waits for it: it signs in, and its answer tells the rate limiter what MangaDex counted
-        already (another run just before this one), before the other questions go."""
-        lookup = {("find_chapters", manifest.manga, spec.chapter, spec.language, tuple(spec.groups)):
-                  lambda: self._client.find_chapters(manifest.manga, spec.chapter, spec.language, spec.groups)}
-        others = {("check_approval_required", manifest.manga, spec.language):
-                  lambda: self._client.check_approval_required(manifest.manga, spec.language)}
-        if first:
-            others[("get_open_session",)] = self._client.get_open_session
-            self._ask(lookup)
-            self.answered()
-            self._ask(others)
-        else:
-            self._ask(lookup | others)
-
-    def _ask(self, questions: dict[tuple, Callable]) -> None:
+    def ask_ahead(self, manifest: Manifest, spec: ChapterSpec, *, session: bool = False) -> None:
+        """`session`: also which session is open, a question asked ahead only for a run's first chapter (later,
+        the open session is the current chapter's own until its commit). The questions are asked in the order
+        the state machine asks them."""
+        questions = {
+            ("find_chapters", manifest.manga, spec.chapter, spec.language, tuple(spec.groups)):
+                lambda: self._client.find_chapters(manifest.manga, spec.chapter, spec.language, spec.groups),
+        }
+        if session:
+            questions[("get_open_session",)] = self._client.get_open_session
+        questions[("check_approval_required", manifest.manga, spec.language)] = \
+            lambda: self._client.check_approval_required(manifest.manga, spec.language)
         with self._lock:
             for key, ask in questions.items():
                 self._answers[key] = (self._clock(), self._pool.submit(ask))
