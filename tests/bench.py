@@ -1,25 +1,26 @@
 """`make bench`: how close mdupload comes to the floor that bandwidth and rate limits set, in flat memory.
 
 It starts the sandbox in its own process with a simulated network (150 ms added to every answer, a
-100 Mbit/s cap shared by every connection, 60 ms of processing per accepted file) and MangaDex's rate
-limits, generates a realistic chapter once (120 JPEG pages of about 1.25 MB, 150 MB in all, kept in
-.bench-cache/), and measures, each in a fresh process whose memory is sampled:
+bandwidth cap shared by every connection, 60 ms of processing per accepted file, no processing delay
+after a commit) and MangaDex's rate limits, generates a realistic chapter once (120 JPEG pages of
+about 1.25 MB, 150 MB in all, kept in .bench-cache/), and measures, each in a fresh process whose
+memory is sampled:
 
-1. mdupload with its defaults (the real publish flow: checks, then the state machine);
-2. the baseline: the method of MangaDex's own sample code (batches of 5, one request at a time)
-   through the same client;
-3. the floor: the larger of the chapter's bytes / bandwidth and the least time the rate limits allow
-   for the requests mdupload made, plus one round trip for each step that cannot overlap anything
-   (begin, commit).
+1. issue 18's matrix: the pages as one chapter and as five, at 40 and at 100 Mbit/s, published by
+   mdupload (the real publish flow) and by the one-request-at-a-time method of MangaDex's sample
+   code (batches of 5) through the same client, timed from the end of the local checks to the last
+   commit's answer, against the floor (`wire_floor`), with 429s, peak memory, the load average and
+   where mdupload's time went;
+2. the checks alone (quick and --deep over 500 pages) and the --fix benchmark (tests/bench_fixes.py);
+3. with --sweep, issue 5's figures: the --concurrency sweep, the chapter against the baseline at the
+   network of the command line, memory on a quarter of the chapter, --deep overlapped with uploads.
 
-Every measurement is the median of RUNS. It also sweeps --concurrency (the figures chose
-DEFAULT_CONCURRENCY), shows that peak memory does not grow with the chapter, times the checks alone
-(quick and --deep over 500 pages) and runs the --fix benchmark (tests/bench_fixes.py). Nothing is
-asserted: the figures are printed, with the targets of issue 5 beside them.
+The matrix is one run per figure unless --runs says otherwise (the machine is shared). Nothing is
+asserted: the figures are printed, with the targets beside them.
 
-    python -m tests.bench            # everything, about 10 minutes
-    python -m tests.bench --short    # one run per measurement, a smaller sweep: a quick look
-    python -m tests.bench --short --no-fixes --mbit 200 --latency-ms 150   # another network
+    python -m tests.bench                  # the matrix, the checks, --fix: about 6 minutes
+    python -m tests.bench --runs 3         # the median of 3 everywhere
+    python -m tests.bench --sweep --no-fixes --mbit 200 --latency-ms 150   # issue 5's figures elsewhere
 """
 
 from __future__ import annotations
