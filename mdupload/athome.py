@@ -36,6 +36,7 @@ import requests
 from . import __version__
 from .deadlines import MAX_IMAGE_BYTES, BoundedAdapter, DeadlineExceeded, Timeouts
 from .errors import MdUploadError, UsageError
+from .files import create_new
 from .mangadex.client import MangaDexClient
 from .mangadex.errors import NotFound
 from .settings import REPORT_URL, REPORT_URL_SETTING
@@ -238,7 +239,7 @@ class AtHomeReader:
                     return done(False, f"HTTP {status}" + (" (the base URL expired)" if status == 403 else ""))
                 expected = response.headers.get("Content-Length")
                 try:
-                    with open(part, "wb") as out:
+                    with create_new(part) as out:
                         for chunk in response.iter_content(CHUNK_BYTES):
                             deadline.moved(len(chunk))
                             received += len(chunk)

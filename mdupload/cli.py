@@ -31,7 +31,8 @@ from .commands import (
     watch,
     whoami,
 )
-from .errors import EXIT_FAILED, MdUploadError
+from .errors import EXIT_FAILED, EXIT_INTERRUPTED, MdUploadError
+from .interrupts import RESUME, prompt_on_interrupt
 from .output import print_json
 from .redact import RedactingFilter, redact
 from .settings import Environment
@@ -44,7 +45,8 @@ class CommandGroup(click.Group):
 
     def invoke(self, ctx):
         try:
-            return super().invoke(ctx)
+            with prompt_on_interrupt():
+                return super().invoke(ctx)
         except MdUploadError as exc:
             GitHubActions(Environment.current().environ).annotate_error(exc)
             if ctx.meta.get("mdupload.json"):
@@ -53,8 +55,8 @@ class CommandGroup(click.Group):
             log.debug("details", exc_info=True)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
-            click.echo("interrupted: run the same command again to resume where it stopped", err=True)
-            ctx.exit(130)
+            click.echo(f"interrupted: {RESUME}", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except Exception as exc:  # a bug: one line, redacted like everything else; the traceback only with -v
@@ -68,8 +70,21 @@ class CommandGroup(click.Group):
             ctx.exit(EXIT_FAILED)
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is when a record comes: while rich shows a progress bar, its console
+    (which prints the line above the bar)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
 def _setup_logging(verbose: int) -> None:
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.addFilter(RedactingFilter())
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger("mdupload")

@@ -11,6 +11,9 @@ one byte a second holds a request forever. Here every request runs under a Deadl
   blocked call made of the closed socket (an error, or an answer that looks complete);
 - only connections made through a BoundedAdapter are watched (every Session of mdupload mounts one).
 
+Cancelling (Ctrl-C, SIGTERM in `watch`: interrupts.py): `cancel_requests()` shuts the sockets of every
+request in flight, and from then on every Deadline raises Cancelled, as its request starts or ends.
+
 The sizes: answers are read as a stream up to a cap (the callers' read loops), never whole into
 memory. The variables are listed with every other setting in settings.py, which builds the
 run's Timeouts from them.
@@ -92,6 +95,26 @@ class DeadlineExceeded(requests.Timeout):
     """The request did not complete within its deadline (a Timeout, so callers treat it like one)."""
 
 
+class Cancelled(KeyboardInterrupt):
+    """The run was interrupted: no request starts any more, and those in flight were cut (a KeyboardInterrupt,
+    so that no `except Exception` takes it for a network failure to retry)."""
+
+
+_CANCELLED = threading.Event()
+
+
+def cancel_requests() -> None:
+    """Stop every request of this process: the sockets of those in flight are shut at once (and any a
+    request opens later), and every request that starts or ends from now on raises Cancelled."""
+    _CANCELLED.set()
+    _WATCHDOG.expire_all()
+
+
+def allow_requests() -> None:
+    """Let requests start again (the end of an interrupted scope that did not end the process: tests, mostly)."""
+    _CANCELLED.clear()
+
+
 class Deadline:
     """`with deadline:` bounds the requests made in the block by this thread (see the module's text)."""
 
@@ -117,6 +140,8 @@ class Deadline:
         self._sockets.append(sock)
 
     def __enter__(self) -> Deadline:
+        if _CANCELLED.is_set():
+            raise Cancelled(f"{self.what}: not sent, the run was interrupted")
         self._started = time.monotonic()
         self._outer = getattr(_current, "deadline", None)
         _current.deadline = self
@@ -126,6 +151,8 @@ class Deadline:
     def __exit__(self, exc_type, exc, tb) -> bool:
         _WATCHDOG.remove(self)
         _current.deadline = self._outer
+        if _CANCELLED.is_set():
+            raise Cancelled(f"{self.what}: cut, the run was interrupted") from exc
         if self.expired:
             raise DeadlineExceeded(
                 f"{self.what} did not complete within {time.monotonic() - self._started:.0f} s "
@@ -166,6 +193,13 @@ class _Watchdog:
         with self._changed:
             self._active.discard(deadline)
 
+    def expire_all(self) -> None:
+        """Expire every active deadline now (and, on every tick after, those still active: see _run)."""
+        with self._changed:
+            for deadline in self._active:
+                deadline.expire()
+            self._changed.notify()
+
     def _run(self) -> None:
         with self._changed:
             while True:
@@ -173,7 +207,7 @@ class _Watchdog:
                     self._changed.wait()
                 now = time.monotonic()
                 for deadline in self._active:
-                    if now >= deadline.expires_at:
+                    if now >= deadline.expires_at or _CANCELLED.is_set():
                         deadline.expire()  # again on every tick: a socket may come late
                 self._changed.wait(WATCH_TICK_S)
 

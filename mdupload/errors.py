@@ -5,7 +5,11 @@ Exit codes are part of the interface:
   1  some chapter failed or cannot be uploaded
   2  the manifest is invalid or the command was misused
   3  authentication failed (credentials missing, refused or expired)
+  130 interrupted (Ctrl-C; interrupts.py)
 """
+
+import html
+import re
 
 from .redact import redact
 
@@ -13,6 +17,22 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_AUTH = 3
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT), as shells count it
+
+SERVER_TEXT_CHARS = 200  # the most of a server's own words an error message quotes
+
+_HIDDEN_ELEMENTS = re.compile(r"<(script|style|head)\b.*?(</\1\s*>|\Z)", re.IGNORECASE | re.DOTALL)
+_TAG = re.compile(r"<[!/?]?[A-Za-z][^>]*>|<!--.*?-->", re.DOTALL)
+
+
+def server_text(text: str | bytes, limit: int = SERVER_TEXT_CHARS) -> str:
+    """What a server said, fit to quote in one line: markup (an HTML error page) stripped, entities
+    decoded, white space and control characters collapsed, at most `limit` characters."""
+    if isinstance(text, bytes):
+        text = text[:limit * 64].decode("utf-8", "replace")
+    text = _TAG.sub(" ", _HIDDEN_ELEMENTS.sub(" ", text))
+    text = " ".join("".join(c if c.isprintable() else " " for c in html.unescape(text)).split())
+    return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"
 
 
 class MdUploadError(Exception):

@@ -24,7 +24,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 import hashlib
-import html
 import json
 import logging
 import os
@@ -44,7 +43,8 @@ from requests_toolbelt import MultipartEncoder, MultipartEncoderMonitor
 
 from . import __version__
 from .deadlines import MAX_ANSWER_BYTES, BoundedAdapter, Timeouts, read_capped
-from .errors import AuthError, MdUploadError, PageError, UsageError
+from .errors import AuthError, MdUploadError, PageError, UsageError, server_text
+from .files import create_new, unique_name
 from .redact import register_secret
 from .settings import LANRARAGI_KEY
 from .vocabulary import CHUNK_BYTES
@@ -158,9 +158,9 @@ def pack_cbz(pages: Sequence[Path], info: ComicInfo, dest: Path) -> Path:
     if not pages:
         raise PageError("there are no pages to pack", path=dest, hint="check the chapter's pages folder or archive.")
     width = max(3, len(str(len(pages))))
-    partial = dest.with_name(dest.name + ".part")
+    partial = unique_name(dest, ".part")
     try:
-        with zipfile.ZipFile(partial, "w") as archive:
+        with create_new(partial) as file, zipfile.ZipFile(file, "w") as archive:
             for index, page in enumerate(pages, 1):
                 page = Path(page)
                 entry = _zip_entry(f"{index:0{width}d}{page.suffix.lower()}", page.stat().st_size)
@@ -506,14 +506,14 @@ def _message(response: _Answer) -> str:
     try:
         document = response.json()
     except ValueError:
-        return response.text.strip()[:200] or response.reason or "no message"
+        return server_text(response.text) or response.reason or "no message"
     if isinstance(document, dict):
         if document.get("error"):
-            return html.unescape(str(document["error"]))  # some answers come XML-escaped
+            return server_text(str(document["error"]))  # some answers come XML-escaped
         if isinstance(document.get("errors"), list):
-            return "; ".join(f"{e.get('message')} ({e.get('path')})" if isinstance(e, dict) else str(e)
-                             for e in document["errors"])
-    return str(document)[:200]
+            return server_text("; ".join(f"{e.get('message')} ({e.get('path')})" if isinstance(e, dict) else str(e)
+                                         for e in document["errors"]))
+    return server_text(str(document))
 
 
 def _progress(on_bytes: Callable[[int], None]) -> Callable[[MultipartEncoderMonitor], None]:

@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from .errors import LedgerError
+from .files import O_NOFOLLOW
 from .vocabulary import LOOKING_AROUND
 
 log = logging.getLogger("mdupload.ledger")
@@ -112,6 +113,12 @@ except ImportError:  # Windows
 
         def _unlock(handle) -> None:
             pass
+
+def _open_lock(path: Path, *, create: bool):
+    """The writer's lock file, never through a link planted in its place (files.py)."""
+    flags = os.O_RDWR | O_NOFOLLOW | (os.O_CREAT if create else 0)
+    return os.fdopen(os.open(path, flags, 0o644), "r+", encoding="ascii")
+
 
 WRITER_WAIT_S = 2.0  # how long a writer waits for the lock (a `status` may hold it for an instant)
 
@@ -268,7 +275,7 @@ class Ledger:
     def _become_writer(self) -> None:
         """Take the writer lock (called with self._lock held); a clear error when another process has it."""
         try:
-            handle = open(self.lock_path, "a+")  # noqa: SIM115 - kept open while this process writes
+            handle = _open_lock(self.lock_path, create=True)  # kept open while this process writes
         except OSError as exc:
             if exc.errno in _NO_ROOM_OR_READ_ONLY:
                 raise self._error(exc) from None
@@ -306,7 +313,7 @@ class Ledger:
             if self._writer is not None:
                 return True
             try:
-                with open(self.lock_path, "a+") as handle:
+                with _open_lock(self.lock_path, create=False) as handle:  # no lock file: no writer ever ran
                     if not _try_lock(handle):
                         return True
                     _unlock(handle)

@@ -135,6 +135,11 @@ class Reporter(UploadEvents):
         # Plain lines for the steps between the progress lines; the finished line says COMMITTED, and a
         # step recorded again with a detail (BEGINNING: "session begun") adds nothing to read.
         said = {"BEGINNING": "beginning an upload session", "RESUMING": "resuming", "COMMITTING": "committing"}
+        if state == "UPLOADING":
+            with self._lock:
+                shown = self._chapters.get(plan.key)
+                if shown is not None and shown.first_byte is None:
+                    shown.first_byte = self._clock()  # the speed counts from the first batch sent
         if not self.fancy and state in said and detail is None:
             self.info(f"{plan.label}: {said[state]}")
 
@@ -146,8 +151,6 @@ class Reporter(UploadEvents):
             shown = self._chapters.get(plan.key)
             if shown is None:
                 return
-            if shown.first_byte is None:
-                shown.first_byte = self._clock()
             step = max(0, min(count, plan.total_bytes - shown.sent))  # a page sent again is not counted twice
             shown.sent += step
             if shown.task is not None and self._progress is not None and step:

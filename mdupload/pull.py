@@ -21,14 +21,17 @@ from pathlib import Path, PurePosixPath
 
 from .athome import AtHomeError, AtHomeReader, Node, NotReadableYet
 from .errors import UsageError
+from .files import unique_name, write_replacing
 
 log = logging.getLogger("mdupload.pull")
 
 MAX_FAILING_NODES = 4  # base URLs in a row that serve no page before the chapter is given up
 IMAGE_ATTEMPTS = 4  # tries of one page, each after the first on a fresh base URL
 PULL_RECORD = ".mdupload-pull.json"  # what `pull` wrote into a folder, so a rerun keeps it
+PART_SUFFIX = ".part"  # a page being downloaded: files.unique_name(page, PART_SUFFIX), renamed once complete
 
 _SAFE_EXTENSION = re.compile(r"^\.[a-z0-9]{1,5}$")
+_LEFTOVER_PART = re.compile(r"\.(?P<new>[0-9]{3,}\.[a-z0-9]{1,5})\.[0-9a-f]{12}\.part|(?P<old>[0-9]{3,}\.[a-z0-9]{1,5})\.part")
 
 
 class PullEvents:
@@ -121,7 +124,7 @@ def pull_chapter(reader: AtHomeReader, chapter_id: str, dest: Path, *, data_save
 def _download_page(reader: AtHomeReader, nodes: _Nodes, name: str, folder: _PullFolder, local: str,
                    stop: threading.Event) -> int | None:
     """One page: fetch, report, and on failure a new base URL; returns its size (None: not started)."""
-    part = folder.path / (local + ".part")
+    part = unique_name(folder.path / local, PART_SUFFIX)
     for attempt in range(1, IMAGE_ATTEMPTS + 1):
         if stop.is_set():
             return None
@@ -242,12 +245,20 @@ class _PullFolder:
                 self._files[local] = entry
             elif entry is not None:
                 target.unlink(missing_ok=True)  # written by an earlier pull, but not this page (any more)
-            (self.path / (local + ".part")).unlink(missing_ok=True)
+        self._remove_leftover_parts(set(local_names))
         for local in set(recorded) - wanted:  # pages of an older version of the chapter, written by pull
             if _is_plain_name(local):
                 (self.path / local).unlink(missing_ok=True)
         self._write_record()
         return _PullFolder.Plan(local_names, kept)
+
+    def _remove_leftover_parts(self, local_names: set[str]) -> None:
+        """The pages a killed run was downloading (`.001.png.<random>.part`, or `001.png.part` of older
+        versions): removed (a link among them is removed itself, never followed)."""
+        for entry in os.scandir(self.path):
+            match = _LEFTOVER_PART.fullmatch(entry.name)
+            if match and (match["new"] or match["old"]) in local_names:
+                os.unlink(entry.path)
 
     def complete(self, local: str, source: str, part: Path, size: int, digest: str) -> int:
         """Move a downloaded page into place and record it."""
@@ -274,10 +285,8 @@ class _PullFolder:
 
     def _write_record(self) -> None:
         document = {"version": 1, "chapter": self.chapter_id, "mode": self.mode, "files": dict(sorted(self._files.items()))}
-        temporary = self.path / (PULL_RECORD + ".tmp")
         try:
-            temporary.write_text(json.dumps(document, indent=1), encoding="utf-8")
-            os.replace(temporary, self.path / PULL_RECORD)
+            write_replacing(self.path / PULL_RECORD, json.dumps(document, indent=1).encode("utf-8"))
         except OSError as exc:
             raise self._cannot_write(exc) from None
 

@@ -79,7 +79,7 @@ LANRARAGI_KEY = Setting("lanraragi_key", "MDUPLOAD_LANRARAGI_KEY", None, "none (
 REPORT_URL_SETTING = Setting("report_url", "MDUPLOAD_REPORT_URL", None, REPORT_URL,
                              "where reads from MangaDex@Home nodes are reported")
 
-TIMEOUT = Setting("timeout", deadlines.TOTAL_ENV, None, f"{deadlines.DEFAULT_TOTAL_S:g} s",
+TIMEOUT = Setting("timeout", deadlines.TOTAL_ENV, "--timeout", f"{deadlines.DEFAULT_TOTAL_S:g} s",
                   "the time one request may take before the bytes it moves extend it (docs/bounds.md)")
 TIMEOUT_MIN_RATE = Setting("timeout_min_rate", deadlines.MIN_RATE_ENV, None,
                            f"{deadlines.DEFAULT_MIN_RATE_KB_S:g} KB/s", "each KB a request moves adds 1/rate seconds")

@@ -35,7 +35,10 @@ class ChapterStatus:
         return asdict(self)
 
 
-def chapter_statuses(manifest: Manifest, specs: list[ChapterSpec], ledger: Ledger) -> list[ChapterStatus]:
+def chapter_statuses(manifest: Manifest, specs: list[ChapterSpec], ledger: Ledger | None) -> list[ChapterStatus]:
+    """Each chapter's status; with no ledger (none was ever written), every chapter is not started."""
+    if ledger is None:
+        return [ChapterStatus(spec.chapter, spec.volume, spec.language) for spec in specs]
     running = ledger.writer_running()
     statuses = []
     for spec in specs:

@@ -166,7 +166,7 @@ class UploadEvents:
 
     def state(self, plan: ChapterPlan, state: str, detail: str | None) -> None: ...
     def notice(self, plan: ChapterPlan, text: str) -> None: ...
-    def bytes_sent(self, plan: ChapterPlan, count: int) -> None: ...
+    def bytes_sent(self, plan: ChapterPlan, count: int) -> None: ...  # of pages MangaDex accepted
     def pages_done(self, plan: ChapterPlan, count: int) -> None: ...
 
 
@@ -550,10 +550,19 @@ class ChapterUpload:
         pending = [p for p in self.plan.pages if p.upload_name not in self.file_ids]
         if pending:
             if self.upload_rounds > 0:
-                self._sleep(self.options.retry_backoff_s * 2 ** (self.upload_rounds - 1))
+                wait = self.options.retry_backoff_s * 2 ** (self.upload_rounds - 1)
+                self._say_resending(pending, wait)
+                self._sleep(wait)
             self.upload_rounds += 1
             self._upload(pending)
         return State.RECONCILING
+
+    def _say_resending(self, pending: list[PlannedPage], wait: float) -> None:
+        """Every retry is a line: which pages failed and why (the first reason), the wait, the round."""
+        reasons = [self.failures[p.upload_name] for p in pending if p.upload_name in self.failures]
+        why = f" ({reasons[0]}{'; ...' if len(set(reasons)) > 1 else ''})" if reasons else ""
+        self._notice(f"{len(pending)} page(s) not accepted yet{why}; sending them again in {wait:g} s "
+                     f"(round {self.upload_rounds + 1} of {self.options.retry_rounds + 1})")
 
     def _upload(self, pages: list[PlannedPage]) -> None:
         """Every thread sends the batch `BatchQueue` gives it next until none is left; the time from the round's
@@ -571,15 +580,15 @@ class ChapterUpload:
                 future.result()
         self.result.timings.last_answers_s += max(0.0, time.perf_counter() - self._last_byte_at)
 
-    def _bytes_sent(self, count: int) -> None:
+    def _note_last_byte(self, _count: int) -> None:
+        """The body's bytes leaving (for the timings); the progress counts them once answered (_send_batch)."""
         self._last_byte_at = time.perf_counter()
-        self.events.bytes_sent(self.plan, count)
 
     def _send_batch(self, batch: list[PlannedPage]) -> None:
         files = [UploadFile(p.path, p.upload_name, p.mime) for p in batch]
         started = time.perf_counter()
         try:
-            answer = self.client.upload_files(self.session.id, files, on_bytes=self._bytes_sent)
+            answer = self.client.upload_files(self.session.id, files, on_bytes=self._note_last_byte)
         except (OutcomeUnknown, ServerError) as exc:
             # Whether the server kept these files is unknown: RECONCILING lists the session before re-sending.
             self._time_batch(batch, started, accepted=0)
@@ -603,6 +612,8 @@ class ChapterUpload:
                 else:
                     self.failures[name] = _reason_for(name, answer.errors) or "; ".join(reasons) or "refused"
         self.ledger.set_file_ids(self.plan.key, self.session.id, accepted)
+        # bytes count as sent once MangaDex answered for them (not as they leave for the socket's buffers)
+        self.events.bytes_sent(self.plan, sum(by_name[name].size for name in accepted))
         self.events.pages_done(self.plan, len(accepted))
 
     def _time_batch(self, batch: list[PlannedPage], started: float, *, accepted: int) -> None:

@@ -43,6 +43,7 @@ from watchdog.events import FileSystemEventHandler
 from watchdog.observers import Observer
 
 from .errors import EXIT_FAILED, EXIT_OK, AuthError, MdUploadError, UsageError
+from .interrupts import interrupted, resume_requests
 from .manifest import Manifest
 from .pages import ARCHIVE_SUFFIXES
 from .redact import redact
@@ -488,14 +489,16 @@ def _wait_for_either(stop: threading.Event, wake: threading.Event, timeout: floa
 
 @contextmanager
 def stop_on_signals(stop: threading.Event, log: Callable[[str], None] = _to_stderr):
-    """SIGINT and SIGTERM set `stop`: the chapter in flight is finished, then the watcher returns.
-    A second signal interrupts at once (KeyboardInterrupt); the upload then resumes on the next run."""
+    """SIGINT and SIGTERM set `stop` and cut the requests in flight (interrupts.interrupted): an idle watcher
+    returns, a chapter being published stops where it is (the interrupt reaches the command: exit 130) and
+    resumes on the next run. A second signal interrupts at once (KeyboardInterrupt)."""
     def handle(signum, _frame):
         if stop.is_set():
             raise KeyboardInterrupt
         stop.set()
-        log(f"{signal.Signals(signum).name}: stopping after the chapter in flight (send it again to stop now; "
-            "the upload then resumes on the next run).")
+        interrupted()
+        log(f"{signal.Signals(signum).name}: stopping now; a chapter being published stops where it is and resumes "
+            "on the next run.")
 
     previous = {signum: signal.signal(signum, handle) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -503,6 +506,7 @@ def stop_on_signals(stop: threading.Event, log: Callable[[str], None] = _to_stde
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+        resume_requests()
 
 
 def _lock(inbox: Path):
@@ -535,7 +539,7 @@ def run_watch(inbox, series_paths: Sequence, *, publish: Publish, settle: float 
     item would go to failed/.
 
     With `once`, publish what is there and return 1 if an item failed (or matches several series), else 0.
-    Without, watch until SIGINT or SIGTERM, finish the chapter in flight and return 0.
+    Without, watch until SIGINT or SIGTERM and return 0 (a chapter being published is cut: KeyboardInterrupt).
     """
     inbox = Path(inbox)
     if not inbox.is_dir():

@@ -331,6 +331,33 @@ def test_with_a_system_keyring_the_secrets_go_there_and_the_file_lists_the_accou
     assert keyring.items == {}
 
 
+class RefusingToDeleteKeyring(MemoryKeyring):
+    """A keyring that keeps the refresh token when asked to delete it (a locked or read-only one)."""
+
+    def delete_password(self, service, user):
+        if user.endswith(" refresh_token"):
+            raise RuntimeError("the keyring is locked")
+        super().delete_password(service, user)
+
+
+def test_logout_says_what_the_keyring_refused_to_remove_and_how_to_remove_it(sandbox, env):
+    keyring = RefusingToDeleteKeyring()
+    assert invoke(["login"], {**env, **hosts(sandbox), **credentials(DEMO_ACCOUNT)}, keyring).exit_code == 0
+    result = invoke(["logout", "--json"], {**env, **hosts(sandbox)}, keyring)
+    assert result.exit_code == 1, result.output
+    [(_service, left)] = keyring.items
+    assert left.endswith(" refresh_token")
+    assert "removed its client id and client secret from the system keyring" in result.stderr
+    assert "removed its client id, client secret and refresh token" not in result.stderr
+    assert (f"error: could not remove the refresh token of {DEMO_ACCOUNT.username}" in result.stderr
+            and "the keyring is locked" in result.stderr and f"keyring del mdupload '{left}'" in result.stderr)
+    document = json.loads(result.stdout)
+    assert document["ok"] is False
+    assert document["removed"][0]["left_behind"] == [{"secret": "refresh_token", "keyring_service": "mdupload",
+                                                      "keyring_user": left, "why": document["removed"][0][
+                                                          "left_behind"][0]["why"]}]
+
+
 def test_a_keyring_that_refuses_falls_back_to_the_private_file_and_says_why(sandbox, env):
     result = invoke(["login"], {**env, **hosts(sandbox), **credentials(DEMO_ACCOUNT)}, MemoryKeyring(fail_on_set=True))
     assert result.exit_code == 0, result.output

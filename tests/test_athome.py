@@ -170,6 +170,25 @@ def test_a_pull_never_overwrites_files_it_did_not_write(sandbox, published, tmp_
         pull_chapter(reader, ids["1"], tmp_path / "two")
 
 
+def test_links_planted_in_the_folder_are_never_written_through(sandbox, published, tmp_path):
+    """`ln -s ~/victim DEST/.mdupload-pull.json.tmp` (and at every name a pull of older versions wrote):
+    the victims are untouched, the links are not followed, the pages arrive."""
+    _manifest, _ledger, ids = published
+    dest = tmp_path / "pulled"
+    dest.mkdir()
+    victims = {}
+    for planted in (PULL_RECORD + ".tmp", "001.png.part", "002.png.part"):
+        victim = tmp_path / f"victim-{planted}"
+        victim.write_bytes(b"precious")
+        (dest / planted).symlink_to(victim)
+        victims[planted] = victim
+    result = pull_chapter(reader_for(sandbox), ids["1"], dest)
+    assert [f.read_bytes() for f in result.files] == c001(tmp_path)
+    assert all(victim.read_bytes() == b"precious" for victim in victims.values())
+    assert not any(p.is_symlink() and p.name.endswith(".part") for p in dest.iterdir())  # leftovers removed
+    assert not (dest / PULL_RECORD).is_symlink()
+
+
 def test_data_saver_pages_come_from_data_saver(sandbox, published, tmp_path):
     _manifest, _ledger, ids = published
     result = pull_chapter(reader_for(sandbox), ids["2"], tmp_path / "small", data_saver=True)

@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -229,3 +230,27 @@ def test_the_variables_are_read_and_checked():
     for bad in ("0", "-1", "soon", "inf", "nan"):
         with pytest.raises(UsageError, match=f"MDUPLOAD_TIMEOUT={bad!r} is not a positive number"):
             Timeouts.from_env({"MDUPLOAD_TIMEOUT": bad})
+
+
+def test_the_timeout_option_bounds_a_command_in_place_of_the_variable(tmp_path):
+    """`--timeout 2` on a command that reads from MangaDex, with MDUPLOAD_TIMEOUT set far longer: 2 s wins."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("MDUPLOAD_")}
+    environ.update({"MDUPLOAD_TIMEOUT": "600", "HOME": str(tmp_path), "PYTHONPATH": str(ROOT)})
+    with HostileServer() as server:
+        server.routes["/api/"] = drip(headers_too=True)
+        started = time.monotonic()
+        done = subprocess.run([sys.executable, "-m", "mdupload", "pull", CHAPTER, str(tmp_path / "pull"),
+                               "--api-url", server.url + "/api", "--timeout", str(TOTAL_S)],
+                              capture_output=True, text=True, env=environ, cwd=tmp_path, timeout=120, check=False)
+        seconds = time.monotonic() - started
+    assert done.returncode != 0 and f"did not complete within {TOTAL_S:.0f} s" in done.stderr, done.stderr
+    attempts = 4  # a GET is tried 4 times (docs/bounds.md), each ending at the 2 s deadline
+    assert seconds <= attempts * (TOTAL_S + 8) + SLACK_S, (seconds, done.stderr)
+    assert "Traceback" not in done.stderr
+
+
+def test_the_timeout_option_refuses_what_is_not_a_positive_number(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "mdupload", "pull", CHAPTER, str(tmp_path), "--timeout", "0"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=60, check=False,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 2 and "--timeout" in done.stderr, done.stderr

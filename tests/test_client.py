@@ -336,6 +336,21 @@ def test_5xx_exhausted_is_a_server_error(http, client, sleeps):
     assert caught.value.status == 500 and len(api_calls(http)) == 4 and sleeps == [1.0, 2.0, 4.0]
 
 
+HTML_503 = ("<html><head><title>503</title><style>body { color: red }</style></head><body><h1>503 Service "
+            "Temporarily Unavailable</h1><p>The upstream &amp; its backup are down.</p>" + "<p>padding</p>" * 400
+            + "</body></html>")
+
+
+def test_an_html_error_page_is_quoted_without_markup_and_short(http, client, sleeps):
+    http.get(f"{API}/chapter/{CHAPTER}", status=503, body=HTML_503)
+    with pytest.raises(ServerError) as caught:
+        client.get_chapter(CHAPTER)
+    message = str(caught.value)
+    assert "503 Service Temporarily Unavailable The upstream & its backup are down." in message
+    assert "<" not in message and "color: red" not in message
+    assert len(message) < 400
+
+
 def test_a_post_answered_500_is_not_sent_again(http, client):
     http.post(f"{API}/upload/{SESSION}/commit", status=500, json=error_doc(500, "internal", "oops"))
     with pytest.raises(ServerError):
@@ -480,3 +495,17 @@ def test_options_and_dev_win_over_the_environment():
 def test_bad_or_plain_http_hosts_are_usage_errors(url):
     with pytest.raises(UsageError, match="MDUPLOAD_API_URL"):
         resolve_hosts(environ={"MDUPLOAD_API_URL": url})
+
+
+def test_every_retry_is_a_line_saying_what_failed_the_wait_and_the_attempt(http, client, sleeps, caplog):
+    http.get(f"{API}/chapter/{CHAPTER}", status=503, body=HTML_503)
+    http.get(f"{API}/chapter/{CHAPTER}", body=requests.ConnectionError("connection reset by peer"))
+    http.get(f"{API}/chapter/{CHAPTER}", json={"result": "ok", "data": chapter_doc()})
+    with caplog.at_level("WARNING", logger="mdupload"):
+        client.get_chapter(CHAPTER)
+    lines = [r.getMessage() for r in caplog.records if "trying again" in r.getMessage()]
+    assert len(lines) == 2 and sleeps == [1.0, 2.0]
+    assert lines[0].startswith(f"GET /chapter/{CHAPTER} failed (MangaDex failed on GET /chapter/")
+    assert "503 Service Temporarily Unavailable" in lines[0] and "<" not in lines[0]
+    assert lines[0].endswith("trying again in 1 s (attempt 2 of 4)")
+    assert "ConnectionError" in lines[1] and lines[1].endswith("trying again in 2 s (attempt 3 of 4)")

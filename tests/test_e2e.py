@@ -428,6 +428,17 @@ def test_a_sign_in_refused_mid_run_keeps_what_was_published_and_stops_the_rest(s
     assert "signing in failed" in document["chapters"][2]["error"]
 
 
+def test_a_wrong_password_with_json_is_the_failed_command_document_and_one_error(sandbox, series, tmp_path):
+    env = cli_env(sandbox, tmp_path / "ledger.sqlite", MDUPLOAD_PASSWORD="not-the-password")
+    run = run_cli(["upload", str(series), "--accept-terms", "--json"], env)
+    assert run.code == 3, run.stderr
+    assert run.json == {"version": 1, "ok": False, "error": run.json["error"], "chapters": []}
+    assert "refused to sign in" in run.json["error"]
+    errors = [line for line in run.stderr.splitlines() if "refused to sign in" in line]
+    assert len(errors) == 1 and errors[0].startswith("error: "), run.stderr
+    assert sandbox.state()["chapters"] == []
+
+
 def test_an_unexpected_error_is_one_redacted_line_not_a_traceback(monkeypatch, series):
     from click.testing import CliRunner
 

@@ -353,7 +353,7 @@ SERVER_CASES = {
     ("token", "not JSON"): (1, "The token URL", "answered something that is not a JSON object"),
     ("token", "missing keys"): (3, "The token URL", "answered without an access_token"),
     ("token", "enormous"): (1, "The token URL", "answered something that is not a JSON object"),
-    ("api", "not JSON"): (1, "GET /upload", "an answer that is not JSON (or was cut short): '<html><body>502"),
+    ("api", "not JSON"): (1, "GET /upload", "an answer that is not JSON (or was cut short): '502 Bad Gateway'"),  # markup stripped
     ("api", "missing keys"): (1, "GET /upload", "is not what its API promises (missing 'data')"),
     ("api", "enormous"): (1, "GET /upload", "an answer larger than 16 MB"),
 }

@@ -12,6 +12,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import responses
 from PIL import Image
 
 from mdupload.errors import AuthError, PageError, UsageError
@@ -410,3 +411,15 @@ def test_an_unreachable_server_is_reported(cbz):
     with pytest.raises(LanraragiError) as raised:
         LanraragiClient(url).upload(cbz, "t", [])
     assert url in str(raised.value) and "Rerunning is safe" in str(raised.value)
+
+
+def test_an_html_error_page_from_lanraragi_is_quoted_without_markup_and_short(tmp_path):
+    page = "<html><body><h1>Internal Server Error</h1><pre>Mojo::Exception at line 3 &lt;here&gt;</pre>" \
+           + "<div>noise</div>" * 500 + "</body></html>"
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as http:
+        http.get("http://lrr.test/api/archives/abc/metadata", status=500, body=page)
+        with pytest.raises(LanraragiError) as caught:
+            LanraragiClient("http://lrr.test", "key", sleep=lambda s: None).exists("abc")
+    message = str(caught.value)
+    assert "Internal Server Error Mojo::Exception at line 3 <here>" in message
+    assert "<html" not in message and "<div>" not in message and len(message) < 600

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from PIL import Image
 
+from mdupload.cli import main
 from mdupload.ledger import Ledger
 from mdupload.mangadex.client import Chapter
 from mdupload.sandbox import SECOND_GROUP
@@ -18,6 +21,7 @@ from mdupload.upload import (
     ChapterPlan,
     ChapterUpload,
     PlannedPage,
+    UploadEvents,
     UploadOptions,
 )
 from tests.fake_mangadex import GROUP, MANGA, FakeMangaDex
@@ -98,6 +102,28 @@ def test_a_stale_session_is_abandoned_and_the_user_is_told(tmp_path, ledger):
     assert result.status == "uploaded"
     assert fake.abandoned == [stale.id]
     assert any("abandoning a stale upload" in n and stale.id in n for n in result.notices)
+
+
+def test_the_default_stale_threshold_is_10_minutes_on_both_sides_of_it(tmp_path):
+    """With the defaults (no stale_after given): a foreign session untouched 11 minutes is abandoned, one
+    untouched 9 minutes may be someone uploading now and stops the upload."""
+    old = FakeMangaDex()
+    eleven = old.open_foreign_session(minutes_ago=11)
+    with closing(Ledger(tmp_path / "old.sqlite3")) as db:
+        result = ChapterUpload(old, db, make_plan(tmp_path / "c1"), **NO_WAIT).run()
+    assert result.status == "uploaded" and old.abandoned == [eleven.id]
+    assert any("untouched for longer than 10 min" in n for n in result.notices)
+
+    recent = FakeMangaDex()
+    nine = recent.open_foreign_session(minutes_ago=9)
+    with closing(Ledger(tmp_path / "recent.sqlite3")) as db:
+        result = ChapterUpload(recent, db, make_plan(tmp_path / "c1"), **NO_WAIT).run()
+    assert result.status == "failed" and recent.abandoned == [] and nine.id in result.error
+
+
+def test_the_stale_after_option_defaults_to_10_minutes():
+    shown = CliRunner().invoke(main, ["upload", "--help"], terminal_width=200).output
+    assert "--stale-after MIN" in shown and "[default: 10" in shown.split("--stale-after", 1)[1].split("--", 1)[0]
 
 
 def test_a_fresh_foreign_session_stops_the_upload_and_explains(tmp_path, ledger):
@@ -502,3 +528,45 @@ def test_a_chapter_whose_begin_failed_never_takes_the_session_a_later_chapter_be
     assert fake.stored_twice() == []  # chapter 2's pages were never deleted and sent again
     assert fake.committed_orders == [[f"{n}.png" for n in range(1, 4)], [f"{n}.png" for n in range(1, 13)]]
     assert fake.abandoned == [] and seconds_session not in [c.id for c in fake.chapters]
+
+
+class _Timeline(UploadEvents):
+    def __init__(self):
+        self.events: list[tuple[str, int]] = []
+
+    def bytes_sent(self, plan, count):
+        self.events.append(("counted as sent", count))
+
+
+def test_bytes_count_as_sent_only_once_mangadex_answered_for_them(tmp_path, ledger):
+    """A body can leave for the socket's buffers long before the server has it: the progress counts a
+    batch's bytes when its answer comes, and only the pages MangaDex accepted."""
+    timeline = _Timeline()
+
+    class Buffered(FakeMangaDex):
+        def upload_files(self, session_id, files, on_bytes=None):
+            answer = super().upload_files(session_id, files, on_bytes)  # the body "left" (on_bytes, if any)
+            timeline.events.append(("answered", sum(f.path.stat().st_size for f in files
+                                                    if f.filename in {s.original_file_name for s in answer.files})))
+            return answer
+
+    fake = Buffered()
+    fake.refuse = {"4.png": 1}
+    plan = make_plan(tmp_path / "c1", 12)
+    result = ChapterUpload(fake, ledger, plan, UploadOptions(concurrency=1), timeline, **NO_WAIT).run()
+    assert result.status == "uploaded"
+    answered = [n for what, n in timeline.events if what == "answered"]
+    counted = [n for what, n in timeline.events if what == "counted as sent"]
+    assert counted == answered and sum(counted) == plan.total_bytes
+    assert [what for what, _n in timeline.events] == ["answered", "counted as sent"] * len(answered)
+
+
+def test_every_round_of_sending_refused_pages_again_is_a_notice(tmp_path, ledger):
+    fake = FakeMangaDex()
+    fake.refuse = {"3.png": 2}
+    result = ChapterUpload(fake, ledger, make_plan(tmp_path / "c1"), UploadOptions(retry_backoff_s=2.0),
+                           **NO_WAIT).run()
+    assert result.status == "uploaded"
+    again = [n for n in result.notices if "sending them again" in n]
+    assert again == ["1 page(s) not accepted yet (3.png: the server refused it); sending them again in 2 s (round 2 of 4)",
+                     "1 page(s) not accepted yet (3.png: the server refused it); sending them again in 4 s (round 3 of 4)"]

@@ -23,7 +23,6 @@ import errno
 import json
 import logging
 import os
-import secrets
 import stat
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -32,6 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ..errors import AuthError
+from ..files import O_NOFOLLOW, write_replacing
 from ..redact import redact
 from ..settings import (
     ACCOUNT,
@@ -61,7 +61,6 @@ SECRET_FIELDS = ("client_id", "client_secret", "refresh_token")
 ACCOUNT_ENV = ACCOUNT.variable
 CONFIG_ENV = CONFIG_DIR.variable
 KEYRING_ENV = KEYRING.variable
-_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 # --- the stored accounts ---------------------------------------------------------------------------
@@ -185,11 +184,17 @@ class AccountStore:
                                   secrets={**(current.secrets or {}), "refresh_token": token})
             self._write([updated if a.key == account.key else a for a in accounts])
 
-    def remove(self, account: StoredAccount) -> None:
+    def remove(self, account: StoredAccount) -> list[LeftBehind]:
+        """Remove the account; what could not be removed from the keyring (nothing, normally)."""
         with self._locked():
             self._write([a for a in self._read() if a.key != account.key])
-        if account.store == "keyring":
-            self._forget_keyring_items(self._keyring_or_none(), account)
+        if account.store != "keyring":
+            return []
+        backend, why_not = self._usable_keyring()
+        if backend is None:
+            return [LeftBehind(name, _keyring_key(account, name), f"the system keyring cannot be used now: {why_not}")
+                    for name in SECRET_FIELDS]
+        return self._forget_keyring_items(backend, account)
 
     # --- the keyring ----------------------------------------------------------------------------
 
@@ -215,20 +220,29 @@ class AccountStore:
         return self._usable_keyring()[0]
 
     @staticmethod
-    def _forget_keyring_items(backend, account: StoredAccount) -> None:
-        if backend is None:
-            return
+    def _forget_keyring_items(backend, account: StoredAccount) -> list[LeftBehind]:
+        """Delete the account's items from the keyring; those still there after (a keyring that refused)."""
+        left = []
         for name in SECRET_FIELDS:
+            key = _keyring_key(account, name)
             try:
-                backend.delete_password(KEYRING_SERVICE, _keyring_key(account, name))
-            except Exception:  # noqa: BLE001, S110 - already gone, or a keyring that cannot delete
-                pass
+                backend.delete_password(KEYRING_SERVICE, key)
+                continue
+            except Exception as exc:  # noqa: BLE001 - already gone (fine), or a keyring that refused: asked below
+                refusal = redact(str(exc)) or type(exc).__name__
+            try:
+                still_there = backend.get_password(KEYRING_SERVICE, key) is not None
+            except Exception:  # noqa: BLE001 - cannot even tell: say so
+                still_there = True
+            if still_there:
+                left.append(LeftBehind(name, key, f"the system keyring refused to delete it ({refusal})"))
+        return left
 
     # --- the file -------------------------------------------------------------------------------
 
     def _read(self) -> list[StoredAccount]:
         try:
-            fd = os.open(self.path, os.O_RDONLY | _O_NOFOLLOW)
+            fd = os.open(self.path, os.O_RDONLY | O_NOFOLLOW)
         except FileNotFoundError:
             return []
         except OSError as exc:
@@ -291,18 +305,8 @@ class AccountStore:
     def _write(self, accounts: list[StoredAccount]) -> None:
         document = {"format": FORMAT, "accounts": [asdict(a) for a in accounts]}
         data = (json.dumps(document, indent=2) + "\n").encode("utf-8")
-        temporary = self.folder / f".{INDEX_NAME}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
         try:
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW, 0o600)
-            try:
-                with os.fdopen(fd, "wb") as file:
-                    file.write(data)
-                    file.flush()
-                    os.fsync(file.fileno())
-                os.replace(temporary, self.path)
-            except BaseException:
-                temporary.unlink(missing_ok=True)
-                raise
+            write_replacing(self.path, data, mode=0o600, durable=True)
         except OSError as exc:
             raise AuthError(f"Cannot write {self.path} ({exc.strerror or exc}).",
                             hint=f"Check the folder's permissions, or point {CONFIG_ENV} at a folder you may "
@@ -313,7 +317,7 @@ class AccountStore:
         """Hold the store's lock (one writer at a time, across processes)."""
         try:
             self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd = os.open(self.folder / LOCK_NAME, os.O_RDWR | os.O_CREAT | _O_NOFOLLOW, 0o600)
+            fd = os.open(self.folder / LOCK_NAME, os.O_RDWR | os.O_CREAT | O_NOFOLLOW, 0o600)
         except OSError as exc:
             raise AuthError(f"Cannot use the config folder {self.folder} ({exc.strerror or exc}).",
                             hint=f"Check its permissions, or point {CONFIG_ENV} at a folder you may write.") from None
@@ -340,6 +344,15 @@ class _LazyKeyring:
         if isinstance(backend, fail.Keyring) or getattr(backend, "priority", 0) < 1:
             return None
         return backend
+
+
+@dataclass(frozen=True)
+class LeftBehind:
+    """A secret `logout` could not remove from the keyring: its field, its keyring entry, and why."""
+
+    secret: str  # client_id, client_secret or refresh_token
+    key: str  # the entry's user name under the service KEYRING_SERVICE
+    why: str
 
 
 def _keyring_key(account: StoredAccount, name: str) -> str:

@@ -12,7 +12,7 @@ from ..identify import Catalogue, Identified, identify
 from ..ledger import Ledger
 from ..mangadex.client import Hosts, MangaDexClient, resolve_hosts
 from ..manifest import Manifest
-from ..settings import Environment, Settings
+from ..settings import TIMEOUT, Environment, Settings
 from ..upload import DEFAULT_CONCURRENCY, STALE_AFTER_MIN
 
 
@@ -46,10 +46,27 @@ def host_options(f):
 
 
 def api_options(f):
-    """--api-url and --dev: for the commands that only read, and sign in to nothing."""
+    """--api-url, --dev and --timeout: for the commands that only read, and sign in to nothing."""
+    f = timeout_option(f)
     f = click.option("--dev", is_flag=True, help="Use MangaDex's dev servers (api.mangadex.dev, auth.mangadex.dev).")(f)
     f = click.option("--api-url", metavar="URL", help="MangaDex API base URL (env MDUPLOAD_API_URL).")(f)
     return f
+
+
+def timeout_option(f):
+    """--timeout SECONDS: MDUPLOAD_TIMEOUT for this run (kept in the context, read by settings_for)."""
+    def remember(ctx, _param, value):
+        if value is not None:
+            ctx.meta[_TIMEOUT_KEY] = value
+        return value
+
+    return click.option("--timeout", type=click.FloatRange(min=0, min_open=True), expose_value=False,
+                        callback=remember, metavar="SECONDS",
+                        help=f"The deadline of one request before the bytes it moves extend it (env {TIMEOUT.variable}; "
+                             "default 120; see docs/bounds.md).")(f)
+
+
+_TIMEOUT_KEY = "mdupload.timeout"
 
 
 def ledger_option(f):
@@ -70,8 +87,16 @@ quiet_option = click.option("--quiet", is_flag=True, help="Print nothing on stde
 # --- the run's settings, and what they stand for -------------------------------------------------------
 
 def settings_for(**options) -> Settings:
-    """The run's settings: the command's options, the process's environment, the defaults (settings.py)."""
-    return Settings.build(Environment.current(), **options)
+    """The run's settings: the command's options, the process's environment, the defaults (settings.py).
+
+    --timeout stands in for MDUPLOAD_TIMEOUT in the run's variables, so that every client built from them
+    (signed in, reading, LANraragi) has the same deadline."""
+    environment = Environment.current()
+    context = click.get_current_context(silent=True)
+    timeout = context.meta.get(_TIMEOUT_KEY) if context is not None else None
+    if timeout is not None:
+        environment = Environment({**environment.environ, TIMEOUT.variable: f"{timeout:g}"})
+    return Settings.build(environment, **options)
 
 
 def signed_in_client(settings: Settings) -> MangaDexClient:
@@ -92,6 +117,11 @@ def reading_client(settings: Settings) -> MangaDexClient:
 
 def open_ledger(settings: Settings) -> Ledger:
     return Ledger(settings.ledger)
+
+
+def ledger_to_read(settings: Settings) -> Ledger | None:
+    """The ledger of a command that only reads it; None when there is none yet (nothing is created)."""
+    return Ledger(settings.ledger) if settings.ledger.exists() else None
 
 
 def github(settings: Settings) -> GitHubActions:

@@ -13,7 +13,7 @@ from .options import (
     json_flag,
     ledger_option,
     manifest_argument,
-    open_ledger,
+    ledger_to_read,
     settings_for,
 )
 
@@ -28,12 +28,13 @@ def status(manifest, chapters, exclude, ledger_path, as_json):
 
     Each chapter is not started, in progress (its state, pages uploaded / total, its session, and
     whether an upload is running now or was interrupted), committed (the chapter id and when) or
-    failed (why). Nothing is asked of MangaDex.
+    failed (why). Nothing is asked of MangaDex, and nothing is written (a ledger that does not exist
+    yet is not created: every chapter is then not started).
     """
     settings = settings_for(ledger=ledger_path)
     loaded = load_manifest(manifest, settings.environ)
     specs = select_chapters(loaded, chapters, exclude)
-    statuses = chapter_statuses(loaded, specs, open_ledger(settings))
+    statuses = chapter_statuses(loaded, specs, ledger_to_read(settings))
     for spec, chapter in zip(specs, statuses, strict=True):
         click.echo(status_line(spec.label, chapter), err=True)
     if as_json:

@@ -49,7 +49,8 @@ def watch(inbox, series_paths, settle, once, dry_run, accept_terms, stale_after,
     Published items move to INBOX/done/ with a JSON receipt, failed ones to INBOX/failed/ with a
     .error.txt saying what to fix. Items of one series go out in chapter order. A problem outside the item
     (MangaDex unreachable or failing, the ledger or the account's session busy) leaves it in INBOX and is
-    retried after a growing delay. Runs until SIGINT/SIGTERM (the chapter in flight is finished first).
+    retried after a growing delay. Runs until SIGINT/SIGTERM (a chapter being published stops where it is
+    and resumes on the next start).
     """
     if dry_run:
         sys.exit(run_watch(inbox, series_paths, publish=None, settle=settle, dry_run=True))

@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from PIL import (
     JpegImagePlugin,
 )
 
+from ..files import write_replacing
 from ..limits import BYTES_PER_FILE, JPEG_VARIANTS
 from ..problems import MAX_PIXELS
 from ..vocabulary import format_bytes
@@ -77,9 +79,8 @@ def fix_into(source: str, plan: FixPlan, entry: str) -> None:
     not: it goes to `<entry>.failed.json`, read by this run only, so a later run tries again.
     """
     final = Path(entry)
-    scratch = final.with_name(f"{final.name}.tmp-{os.getpid()}")
-    shutil.rmtree(scratch, ignore_errors=True)
-    scratch.mkdir(parents=True)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f"{final.name}.tmp-", dir=final.parent))  # new, unique, private
     done: list[str] = []
     result = {"outputs": [], "done": done, "problem": None}
     try:
@@ -89,7 +90,7 @@ def fix_into(source: str, plan: FixPlan, entry: str) -> None:
     except Exception as exc:  # noqa: BLE001 - whatever Pillow raises on bad pixel data becomes a page problem
         result["problem"] = {"code": "corrupt", "message": f"--fix could not decode it ({exc})",
                              "fix": "the file is probably damaged: copy or download it again, or re-export the page"}
-        final.with_name(final.name + FAILED).write_text(json.dumps(result, indent=1))
+        write_replacing(final.with_name(final.name + FAILED), json.dumps(result, indent=1).encode("utf-8"))
         shutil.rmtree(scratch)
         return
     (scratch / RESULT).write_text(json.dumps(result, indent=1))

@@ -32,7 +32,7 @@ from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from .. import __version__, limits
 from ..deadlines import MAX_ANSWER_BYTES, BoundedAdapter, DeadlineExceeded, Timeouts, read_capped
-from ..errors import AuthError
+from ..errors import AuthError, server_text
 from ..redact import MASK, redact, redact_mapping
 from .auth import TokenManager
 from .errors import (
@@ -220,6 +220,7 @@ class Transport:
             stop=tenacity.stop_after_attempt(self.retries + 1),
             wait=self._wait,
             sleep=self._sleep,
+            before_sleep=lambda state: self._say_retry(request, state),
             reraise=True,
         )
         try:
@@ -244,6 +245,13 @@ class Transport:
         if isinstance(exc, _AnswerLost):
             return request.idempotent
         return False
+
+    def _say_retry(self, request: _Request, retry_state: tenacity.RetryCallState) -> None:
+        """Every retry is a line (a warning: shown by default): what failed, the wait, the attempt."""
+        exc = retry_state.outcome.exception()
+        why = _cause(exc) if isinstance(exc, (_NotSent, _AnswerLost)) else redact(getattr(exc, "message", str(exc)))
+        log.warning("%s failed (%s); trying again in %.0f s (attempt %d of %d)", request.where, why,
+                    retry_state.next_action.sleep, retry_state.attempt_number + 1, self.retries + 1)
 
     def _wait(self, retry_state: tenacity.RetryCallState) -> float:
         exc = retry_state.outcome.exception()
@@ -339,8 +347,9 @@ class Transport:
         data = _loads(raw.content) if not raw.too_large else None
         errors = parse_errors(data)
         first = errors[0] if errors else None
-        title = first.title if first else None
-        detail = (first.detail if first else None) or (None if data is not None else _snippet(raw.content)) or None
+        title = server_text(first.title) if first and first.title else None
+        detail = (server_text(first.detail) if first and first.detail else None) or (
+            None if data is not None else _snippet(raw.content)) or None
         status = raw.status
         label = f"{status} {title or raw.reason}".strip()
         text = f"{label}: {detail}" if detail else label
@@ -428,8 +437,8 @@ def _safe_headers(headers: Mapping[str, str]) -> str:
     return redact(str(shown))
 
 
-def _snippet(content: bytes, length: int = 200) -> str:
-    return " ".join(content[:length].decode("utf-8", "replace").split())
+def _snippet(content: bytes) -> str:
+    return server_text(content)
 
 
 def _clip(text: str, length: int = 2000) -> str:
