@@ -28,9 +28,9 @@ from tests.faults import (
 
 def _arguments(argv):
     parser = argparse.ArgumentParser(prog="python -m tests.soak", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=300, help="scenarios to run (default 300)")
+    parser.add_argument("--runs", type=int, default=500, help="scenarios to run (default 500)")
     parser.add_argument("--first-seed", type=int, default=1000, help="seed of the first scenario (default 1000)")
-    parser.add_argument("--workers", type=int, default=4, help="scenarios at once (default 4)")
+    parser.add_argument("--workers", type=int, default=8, help="scenarios at once (default 8: most of a scenario is waiting)")
     parser.add_argument("--point", choices=KILL_POINTS, help="kill only at this point (default: the seed decides)")
     parser.add_argument("--profile", help="fault profile for every scenario (default: the seed decides)")
     parser.add_argument("-v", "--verbose", action="store_true", help="print every scenario as it ends")
