@@ -123,9 +123,10 @@ class Manifest:
                              hint=f"Its chapters are: {', '.join(known)}.")
         return [spec for spec in self.chapters if _number_name(spec) in numbers]
 
-    def chapter_key(self, spec: ChapterSpec) -> ChapterKey:
-        """What identifies a chapter on MangaDex: (manga, language, sorted groups, volume, chapter)."""
-        return ChapterKey(self.manga, spec.language, tuple(sorted(spec.groups)), spec.volume, spec.chapter)
+    def chapter_key(self, spec: ChapterSpec, api: str) -> ChapterKey:
+        """What identifies the chapter on the MangaDex at `api` (vocabulary.ChapterKey, docs/identity.md)."""
+        return ChapterKey.of(api=api, manga=self.manga, language=spec.language, groups=spec.groups,
+                             volume=spec.volume, chapter=spec.chapter, title=spec.title)
 
 
 def _number_name(spec: ChapterSpec) -> str:
@@ -620,16 +621,21 @@ def _build(data: dict, marks: _Marks, path: Path, environ: Mapping[str, str]) ->
             fix=entry.get("fix", False),
             line=line,
         )
-        same = seen.setdefault((spec.chapter, spec.language), line)
+        identity = ChapterKey.of(api="", manga="", language=spec.language, groups=spec.groups, volume=spec.volume,
+                                 chapter=spec.chapter, title=spec.title)
+        same = seen.setdefault(identity, line)
         if same != line:
-            what = "oneshot" if spec.chapter is None else f"chapter {spec.chapter}"
-            raise ManifestError(f"{what} ({spec.language}) is listed twice, at lines {same} and {line}.",
-                                path=path, line=line, chapter=name,
-                                hint="Remove one, or give them different numbers or languages.")
+            raise ManifestError(f"{identity.label} is listed twice, at lines {same} and {line}.",
+                                path=path, line=line, chapter=name, hint=_SAME_RELEASE_HINT)
         chapters.append(spec)
     return Manifest(path=path, manga=mangadex_id(data["manga"]), groups=groups, language=language,
                     terms_accepted=data.get("terms_accepted", False), chapters=tuple(chapters),
                     lanraragi=_lanraragi(data, marks), warnings=tuple(warnings))
+
+
+_SAME_RELEASE_HINT = ("Remove one. Two entries are one chapter when their language, groups (in any order), volume "
+                      "and number are the same, and for oneshots (`chapter: null`) their title too: give them "
+                      "another volume, number or title (docs/identity.md).")
 
 
 def _lanraragi(data: dict, marks: _Marks) -> LanraragiSettings | None:

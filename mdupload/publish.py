@@ -75,14 +75,14 @@ def chapter_draft(spec: ChapterSpec) -> dict:
     return draft
 
 
-def build_plan(manifest: Manifest, report: ChapterReport) -> ChapterPlan:
+def build_plan(manifest: Manifest, report: ChapterReport, api_url: str) -> ChapterPlan:
     spec = report.spec
     pages = tuple(
         PlannedPage(origin=r.page.origin, path=r.page.path, upload_name=r.page.upload_name, mime=r.mime,
                     size=r.size, sha256=r.sha256)
         for r in report.pages
     )
-    return ChapterPlan(key=manifest.chapter_key(spec), label=spec.label, manga=manifest.manga, groups=spec.groups,
+    return ChapterPlan(key=manifest.chapter_key(spec, api_url), label=spec.label, manga=manifest.manga, groups=spec.groups,
                        language=spec.language, draft=chapter_draft(spec), pages=pages)
 
 
@@ -124,24 +124,25 @@ class UploadOutcome:
 
 def upload_manifest(manifest: Manifest, specs: list[ChapterSpec], workdir: Path, *,
                     connect: Callable[[], MangaDexClient], ledger: Ledger, reporter, options: UploadOptions,
-                    accept_terms: bool = False, deep: bool = False, fix: bool = False,
+                    api_url: str, accept_terms: bool = False, deep: bool = False, fix: bool = False,
                     dry_run: bool = False, fix_cache: Path | None = None) -> UploadOutcome:
     """Check every selected chapter; if all pass (and this is no dry run), publish them one by one.
 
     Nothing is uploaded when any selected chapter fails its checks (with --deep, the decoding of a
     later chapter runs while earlier ones upload: see the module's docstring). `connect` is called
-    only when there is something to upload, so a dry run or a failed check needs no credentials.
+    only when there is something to upload, so a dry run or a failed check needs no credentials. `api_url`:
+    the MangaDex the client of `connect` talks to (part of every chapter's identity).
     """
     if not dry_run:
         require_terms(manifest, accept_terms)
-        specs = _interrupted_first(manifest, specs, ledger)
+        specs = _interrupted_first(manifest, specs, ledger, api_url)
     # A dry run shows exactly what would be sent: every check, --deep included, comes first.
     outcome = UploadOutcome(reports=check_all(specs, workdir, deep=deep and dry_run, fix=fix,
                                                  fix_cache=fix_cache))
     if not outcome.checks_passed:
         return outcome
     if dry_run:
-        outcome.plans = [build_plan(manifest, r) for r in outcome.reports]
+        outcome.plans = [build_plan(manifest, r, api_url) for r in outcome.reports]
         return outcome
     checker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mdupload-deep-check")
     lookahead = None
@@ -163,11 +164,12 @@ def upload_manifest(manifest: Manifest, specs: list[ChapterSpec], workdir: Path,
                 stop = _failed_check(specs, prepared, index)
             if stop is not None:
                 published = sum(1 for done in outcome.results if done.status != Status.FAILED)
-                for result in _not_uploaded(manifest, outcome.reports, specs, prepared, index, stop, published):
+                for result in _not_uploaded(manifest, outcome.reports, specs, prepared, index, stop, published,
+                                             api_url):
                     reporter.finish_chapter(result)
                     outcome.results.append(result)
                 break
-            plan = build_plan(manifest, prepared[index].result())
+            plan = build_plan(manifest, prepared[index].result(), api_url)
             outcome.plans.append(plan)
             ask_ahead = partial(lookahead.ask_ahead, manifest, specs[index + 1]) if index + 1 < len(specs) else None
             reporter.start_chapter(plan)
@@ -181,7 +183,7 @@ def upload_manifest(manifest: Manifest, specs: list[ChapterSpec], workdir: Path,
             outcome.results.append(result)
             if outcome.signed_out is not None:
                 for later in range(index + 1, len(specs)):
-                    result = ChapterResult(build_plan(manifest, outcome.reports[later]), Status.FAILED,
+                    result = ChapterResult(build_plan(manifest, outcome.reports[later], api_url), Status.FAILED,
                                            error="not uploaded: the run stopped because signing in failed")
                     reporter.finish_chapter(result)
                     outcome.results.append(result)
@@ -193,8 +195,8 @@ def upload_manifest(manifest: Manifest, specs: list[ChapterSpec], workdir: Path,
         checker.shutdown(wait=True, cancel_futures=True)
         if lookahead is not None:
             lookahead.close()
-    in_manifest_order = {manifest.chapter_key(spec): n for n, spec in enumerate(manifest.chapters)}
-    outcome.reports.sort(key=lambda report: in_manifest_order[manifest.chapter_key(report.spec)])
+    in_manifest_order = {manifest.chapter_key(spec, api_url): n for n, spec in enumerate(manifest.chapters)}
+    outcome.reports.sort(key=lambda report: in_manifest_order[manifest.chapter_key(report.spec, api_url)])
     outcome.results.sort(key=lambda result: in_manifest_order[result.plan.key])
     return outcome
 
@@ -229,7 +231,7 @@ def publish_manifest(manifest: Manifest, specs: list[ChapterSpec], settings: Set
     archived = None
     with tempfile.TemporaryDirectory(prefix="mdupload-") as workdir:
         outcome = upload_manifest(manifest, specs, Path(workdir), connect=connect, ledger=ledger, reporter=reporter,
-                                  options=options, accept_terms=settings.accept_terms, deep=deep, fix=fix,
+                                  options=options, api_url=api_url, accept_terms=settings.accept_terms, deep=deep, fix=fix,
                                   dry_run=dry_run, fix_cache=settings.fix_cache)
         if archive_target is not None and outcome.checks_passed:  # while --fix's repaired pages still exist
             archived = archive_after_upload(manifest, outcome.results, ledger, reporter, api_url=api_url,
@@ -238,11 +240,11 @@ def publish_manifest(manifest: Manifest, specs: list[ChapterSpec], settings: Set
     return Publication(outcome, dry_run=dry_run, archived=archived)
 
 
-def _interrupted_first(manifest: Manifest, specs: list[ChapterSpec], ledger: Ledger) -> list[ChapterSpec]:
+def _interrupted_first(manifest: Manifest, specs: list[ChapterSpec], ledger: Ledger, api_url: str) -> list[ChapterSpec]:
     """The chapters whose session an earlier run left open go first: their session is the account's one
     open session, and any other chapter would find it in its way. The result lists keep manifest order."""
     def interrupted(spec: ChapterSpec) -> bool:
-        record = ledger.chapter(manifest.chapter_key(spec))
+        record = ledger.chapter(manifest.chapter_key(spec, api_url))
         return record is not None and record.session_id is not None and record.state not in PUBLISHED_STATES
 
     return sorted(specs, key=lambda spec: not interrupted(spec))
@@ -269,7 +271,7 @@ def _failed_check(specs: list[ChapterSpec], prepared: list[Future], start: int) 
 
 
 def _not_uploaded(manifest: Manifest, reports: list[ChapterReport], specs: list[ChapterSpec], prepared: list[Future],
-                  start: int, failed: int, published: int) -> list[ChapterResult]:
+                  start: int, failed: int, published: int, api_url: str) -> list[ChapterResult]:
     """A failed result for each chapter from `start` on: the one whose deep check failed says why (`published`:
     how many chapters before it were published or found published)."""
     exception = prepared[failed].exception()
@@ -279,7 +281,7 @@ def _not_uploaded(manifest: Manifest, reports: list[ChapterReport], specs: list[
         report = reports[index]
         if index == failed and exception is None:
             report = prepared[index].result()
-        plan = build_plan(manifest, report)
+        plan = build_plan(manifest, report, api_url)
         if index != failed:
             result = ChapterResult(plan, Status.FAILED, error=f"not uploaded: the run stopped because {label} failed its "
                                                          "--deep check; fix it, then run again")

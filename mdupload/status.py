@@ -35,11 +35,12 @@ class ChapterStatus:
         return asdict(self)
 
 
-def chapter_statuses(manifest: Manifest, specs: list[ChapterSpec], ledger: Ledger) -> list[ChapterStatus]:
+def chapter_statuses(manifest: Manifest, specs: list[ChapterSpec], ledger: Ledger, api_url: str) -> list[ChapterStatus]:
+    """Each chapter as the ledger knows it on the MangaDex at `api_url`."""
     running = ledger.writer_running()
     statuses = []
     for spec in specs:
-        key = manifest.chapter_key(spec)
+        key = manifest.chapter_key(spec, api_url)
         record = ledger.chapter(key)
         pages = ledger.pages(key)
         status = ChapterStatus(spec.chapter, spec.volume, spec.language,

@@ -197,12 +197,13 @@ def wait_until_listed(client: ChapterLookups, results: Sequence[ChapterResult], 
 
 
 def chapter_matches(found, plan: ChapterPlan) -> bool:
-    """Whether a chapter listed by MangaDex is this plan's chapter (numbers compare as strings)."""
+    """Whether a chapter listed by MangaDex is this plan's chapter: the same release as vocabulary.ChapterKey
+    defines it (the API and manga are those asked; numbers and volumes compare as strings, as MangaDex does)."""
     draft = plan.draft
     if found.language != plan.language or set(found.group_ids) != set(plan.groups):
-        return False
-    if found.chapter != draft["chapter"]:
-        return False
+        return False  # another language, or another set of groups (A+B is not A): another release
+    if found.chapter != draft["chapter"] or found.volume != draft["volume"]:
+        return False  # the same number in another volume is another chapter; so is another volume-only release
     # Oneshots have no number: the title tells them apart.
     return draft["chapter"] is not None or found.title == draft["title"]
 
@@ -234,6 +235,10 @@ class ChapterUpload:
     # --- the driver --------------------------------------------------------------------------
 
     def run(self) -> ChapterResult:
+        if self.ledger.claim_unknown(self.plan.key):
+            self._notice(f"the ledger's record of this chapter is from before mdupload recorded which MangaDex it "
+                         f"published to; it is taken as {self.plan.key.api}'s from now on (if it was a rehearsal on "
+                         "another MangaDex, run again with --force-new to publish here)")
         self.earlier = self._earlier_run()
         state = State.CHECKED
         self._record(state)
@@ -358,12 +363,13 @@ class ChapterUpload:
             self._notice(f"abandoning the open upload {description} as --abandon-open asks")
         else:
             owner = self.ledger.owner_of_session(open_session.id)
-            begun = [key for key in self.ledger.begun_without_session(open_session.manga_id) if key != self.plan.key]
+            begun = [key for key in self.ledger.begun_without_session(open_session.manga_id, self.plan.key.api)
+                     if key != self.plan.key]
             if owner is not None:
-                whose = (f"it is the unfinished upload of {ChapterKey(*owner).label} from an earlier run of mdupload "
+                whose = (f"it is the unfinished upload of {owner.label} from an earlier run of mdupload "
                          "(run `mdupload upload` for that chapter to finish it)")
             elif begun and not open_session.files:
-                whose = (f"it may be the session an earlier run of {ChapterKey(*begun[-1]).label} began just before it was "
+                whose = (f"it may be the session an earlier run of {begun[-1].label} began just before it was "
                          "stopped (run `mdupload upload` for that chapter to finish it), or someone uploading "
                          "through the website right now")
             else:

@@ -80,7 +80,7 @@ def verify_chapters(manifest: Manifest, specs: Sequence[ChapterSpec], ledger: Le
     checks: dict[int, ChapterCheck] = {}
     committed: dict[int, tuple[str, list[PageRecord]]] = {}
     for index, spec in enumerate(specs):
-        key = manifest.chapter_key(spec)
+        key = manifest.chapter_key(spec, reader.client.transport.api_url)  # the chapter on the MangaDex read
         record = ledger.chapter(key)
         if record is None or not record.chapter_id or record.state not in PUBLISHED_STATES:
             checks[index] = ChapterCheck(spec, "not-uploaded", error=(

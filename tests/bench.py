@@ -333,7 +333,8 @@ def _child(spec: dict) -> None:
         began = time.perf_counter()
         if spec["method"] == "mdupload":
             outcome = upload_manifest(manifest, specs, Path(work), connect=connect, ledger=ledger, reporter=reporter,
-                                      options=options, accept_terms=True, deep=spec["deep"])
+                                      options=options, api_url=os.environ["MDUPLOAD_API_URL"], accept_terms=True,
+                                      deep=spec["deep"])
             if not outcome.checks_passed:
                 raise SystemExit(f"the checks failed: {[r.problems for r in outcome.reports]}")
         else:

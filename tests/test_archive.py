@@ -185,7 +185,8 @@ def test_upload_then_archive_in_one_run(sandbox, lrr, category, tmp_path):
     client = client_for(sandbox, credentials=DEMO)
     with tempfile.TemporaryDirectory() as work:
         outcome = upload_manifest(manifest, list(manifest.chapters), Path(work), connect=lambda: client, ledger=ledger,
-                                  reporter=Reporter(quiet=True), options=UploadOptions(), accept_terms=True)
+                                  reporter=Reporter(quiet=True), options=UploadOptions(), api_url=sandbox.api_url,
+                                  accept_terms=True)
         lines = []
         reporter = Reporter(quiet=False, stream=_Lines(lines), force_plain=True)
         run = archive_after_upload(manifest, outcome.results, ledger, reporter, api_url=sandbox.api_url,

@@ -58,7 +58,8 @@ def publish_example(sandbox, folder: Path, client: MangaDexClient | None = None,
     client = client or client_for(sandbox, credentials=DEMO)
     with tempfile.TemporaryDirectory() as work:
         outcome = upload_manifest(manifest, manifest.select(chapters), Path(work), connect=lambda: client, ledger=ledger,
-                                  reporter=Reporter(quiet=True), options=UploadOptions(), accept_terms=True, fix=fix)
+                                  reporter=Reporter(quiet=True), options=UploadOptions(),
+                                  api_url=client.transport.api_url, accept_terms=True, fix=fix)
     assert outcome.ok, [r.error for r in outcome.results]
     return manifest, ledger, {r.plan.draft["chapter"]: r.chapter_id for r in outcome.results}
 
