@@ -339,7 +339,7 @@ def _child(spec: dict) -> None:
                 raise SystemExit(f"the checks failed: {[r.problems for r in outcome.reports]}")
         else:
             reports = check_all(specs, Path(work), deep=spec["deep"])
-            plans = [build_plan(manifest, report) for report in reports]
+            plans = [build_plan(manifest, report, os.environ["MDUPLOAD_API_URL"]) for report in reports]
             client = connect()
             for plan in plans:
                 reporter.start_chapter(plan)

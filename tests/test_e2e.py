@@ -322,7 +322,7 @@ def test_a_rerun_finishes_the_interrupted_chapter_first_so_no_other_finds_its_se
     client = MangaDexClient(api_url=sandbox.api_url, auth_url=sandbox.auth_url, rate_limiter=None,
                             credentials=Credentials.from_env(sandbox.env))
     chapter_2 = next(spec for spec in manifest.chapters if spec.chapter == "2")
-    plan = build_plan(manifest, check_all([chapter_2], tmp_path / "work")[0])
+    plan = build_plan(manifest, check_all([chapter_2], tmp_path / "work")[0], sandbox.api_url)
 
     def killed_while_sending(*_args, **_kwargs):
         raise _Killed

@@ -1,0 +1,225 @@
+"""A chapter's identity (vocabulary.ChapterKey, docs/identity.md) end to end: the shapes real series have,
+the MangaDex a chapter lives on, and ledgers written before the API was part of the key."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from mdupload import ledger as ledger_module
+from mdupload.ledger import SCHEMA_VERSION, UNKNOWN_API, Ledger
+from mdupload.mangadex.auth import Credentials
+from mdupload.mangadex.client import MangaDexClient
+from mdupload.manifest import load_manifest
+from mdupload.publish import build_plan, check_all
+from mdupload.sandbox import SandboxConfig, start_sandbox
+from mdupload.upload import ChapterUpload
+from mdupload.vocabulary import ChapterKey
+from tests.e2e import cli_env, copy_example, run_cli
+
+MANGA = "f9c33607-9180-4ba6-b85c-e4b5faee7192"
+SANDBOX_A = "http://127.0.0.1:8001"
+SANDBOX_B = "http://127.0.0.1:8002"
+
+
+# --- ledgers of every earlier schema version, migrated in place ----------------------------------------
+
+def _old_ledger(path: Path, version: int) -> None:
+    """A ledger as mdupload wrote it at schema `version` (its tables built by that version's own DDL): chapter
+    12.5 published, oneshot in progress with a session and one page uploaded of two."""
+    db = sqlite3.connect(path)
+    for step in range(1, version + 1):
+        db.executescript(ledger_module._MIGRATIONS[step])
+    published = json.dumps([MANGA, "en", ["g1", "g2"], None, "12.5"], separators=(",", ":"))
+    oneshot = json.dumps([MANGA, "en", [], None, None], separators=(",", ":"))
+    at = "2026-01-01T00:00:00+00:00"
+    db.executemany("INSERT INTO chapters (key, manga, language, groups, volume, chapter, state, session_id, chapter_id,"
+                   " error, updated_at, committed_at) VALUES (?, ?, 'en', ?, NULL, ?, ?, ?, ?, NULL, ?, ?)", [
+                       (published, MANGA, '["g1","g2"]', "12.5", "COMMITTED", None, "chap-1", at, at),
+                       (oneshot, MANGA, "[]", None, "UPLOADING", "s-9", None, at, None)])
+    db.executemany("INSERT INTO transitions (key, state, at, session_id, detail) VALUES (?, ?, ?, ?, NULL)", [
+        (published, "COMMITTING", at, "s-1"), (published, "COMMITTED", at, None),
+        (oneshot, "BEGINNING", at, None), (oneshot, "UPLOADING", at, "s-9")])
+    db.executemany("INSERT INTO pages VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [
+        (oneshot, 0, "o/1.png", "1.png", 10, "a" * 64, "s-9", "f-1"),
+        (oneshot, 1, "o/2.png", "2.png", 20, "b" * 64, None, None)])
+    db.execute(f"PRAGMA user_version={version}")
+    db.commit()
+    db.close()
+
+
+@pytest.mark.parametrize("version", [1, 2, 3])
+def test_a_ledger_of_every_earlier_version_is_migrated_in_place_and_claimed_by_the_first_api(tmp_path, version):
+    path = tmp_path / f"v{version}.sqlite3"
+    _old_ledger(path, version)
+    ledger = Ledger(path)
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    published = ChapterKey.of(api=SANDBOX_A, manga=MANGA, language="en", groups=("g2", "g1"), volume=None,
+                              chapter="12.5", title=None)
+    oneshot = ChapterKey.of(api=SANDBOX_A, manga=MANGA, language="en", groups=(), volume=None, chapter=None,
+                            title="Summer Special")
+    # Before a run claims them, the records of an unknown API are what any API's key finds.
+    assert ledger.chapter(published).chapter_id == "chap-1"
+    assert ledger.chapter(published._replace(api=SANDBOX_B)).chapter_id == "chap-1"
+    assert [(p.upload_name, p.file_id) for p in ledger.pages(oneshot)] == [("1.png", "f-1"), ("2.png", None)]
+    assert ledger.claim_unknown(published) and ledger.claim_unknown(oneshot)
+    assert not ledger.claim_unknown(published)  # once
+    # Claimed: the record, its transitions and its pages are sandbox A's, and no other API's.
+    assert (ledger.chapter(published).state, ledger.chapter(published).chapter_id) == ("COMMITTED", "chap-1")
+    assert [t[0] for t in ledger.transitions(published)] == ["COMMITTING", "COMMITTED"]
+    assert ledger.chapter(oneshot).session_id == "s-9" and ledger.owner_of_session("s-9") == oneshot
+    assert [(p.upload_name, p.file_id) for p in ledger.pages(oneshot)] == [("1.png", "f-1"), ("2.png", None)]
+    assert ledger.chapter(published._replace(api=SANDBOX_B)) is None
+    assert ledger.chapter(oneshot._replace(title="Winter Special")) is None
+    ledger.close()
+    reopened = Ledger(path)  # and it stays so
+    assert reopened.chapter(published).chapter_id == "chap-1"
+    assert reopened.chapter(published._replace(api=SANDBOX_B)) is None
+    reopened.close()
+
+
+def test_a_new_record_is_never_taken_for_an_unknown_apis(tmp_path):
+    ledger = Ledger(tmp_path / "new.sqlite3")
+    key = ChapterKey.of(api=SANDBOX_A, manga=MANGA, language="en", groups=(), volume=None, chapter="1", title=None)
+    ledger.record(key, "COMMITTED", chapter_id="c-1")
+    assert ledger.chapter(key._replace(api=SANDBOX_B)) is None
+    assert ledger.chapter(key._replace(api=UNKNOWN_API)) is None
+    ledger.close()
+
+
+# --- end to end, through the command line and the sandbox ---------------------------------------------
+
+SHAPES = f"""\
+manga: {MANGA}
+groups: []
+language: en
+terms_accepted: true
+chapters:
+  - chapter: null
+    volume: "7"
+    pages: chapters/c002.5
+  - chapter: null
+    volume: "8"
+    pages: chapters/c002.5
+  - chapter: null
+    title: Summer Special
+    pages: chapters/c002.5
+  - chapter: null
+    title: Winter Special
+    pages: chapters/c002.5
+  - chapter: "1"
+    volume: "1"
+    pages: chapters/c002.5
+  - chapter: "1"
+    volume: "2"
+    pages: chapters/c002.5
+"""
+
+
+def test_volume_only_releases_titled_oneshots_and_one_number_in_two_volumes_are_each_published_once(sandbox,
+                                                                                                     tmp_path):
+    manifest = copy_example(tmp_path / "series").with_name("shapes.yaml")
+    manifest.write_text(SHAPES)
+    env = cli_env(sandbox, tmp_path / "ledger.sqlite")
+    first = run_cli(["upload", str(manifest), "--json"], env)
+    assert first.code == 0, first.stderr
+    assert [c["status"] for c in first.json["chapters"]] == ["uploaded"] * 6
+    published = {(c["volume"], c["chapter"], c["title"]) for c in sandbox.state()["chapters"]}
+    assert published == {("7", None, None), ("8", None, None), (None, None, "Summer Special"),
+                         (None, None, "Winter Special"), ("1", "1", None), ("2", "1", None)}
+    assert len(sandbox.state()["chapters"]) == 6
+    rerun = run_cli(["upload", str(manifest), "--json"], env)
+    assert rerun.code == 0, rerun.stderr
+    assert [c["status"] for c in rerun.json["chapters"]] == ["skipped"] * 6
+    assert {c["chapter_id"] for c in rerun.json["chapters"]} == {c["chapter_id"] for c in first.json["chapters"]}
+    lost_ledger = run_cli(["upload", str(manifest), "--json"], cli_env(sandbox, tmp_path / "other.sqlite"))
+    assert [c["status"] for c in lost_ledger.json["chapters"]] == ["skipped"] * 6  # MangaDex's lists tell too
+    assert len(sandbox.state()["chapters"]) == 6
+
+
+class _Killed(BaseException):
+    pass
+
+
+def _as_version_1(path: Path) -> None:
+    """Rewrite a ledger into the layout of version 1 (its keys without API or title, no later columns): what
+    mdupload before this change had written for the same runs, row for row."""
+    new = sqlite3.connect(path)
+    chapters = new.execute("SELECT key, manga, language, groups, volume, chapter, state, session_id, chapter_id, "
+                           "error, updated_at, committed_at FROM chapters").fetchall()
+    transitions = new.execute("SELECT key, state, at, session_id, detail FROM transitions ORDER BY id").fetchall()
+    pages = new.execute("SELECT key, position, origin, upload_name, size, sha256, session_id, file_id FROM pages"
+                        ).fetchall()
+    new.close()
+    for leftover in path.parent.glob(path.name + "*"):
+        leftover.unlink()
+
+    def old_key(text: str) -> str:
+        _api, manga, language, groups, volume, chapter, _title = json.loads(text)
+        return json.dumps([manga, language, groups, volume, chapter], separators=(",", ":"))
+
+    db = sqlite3.connect(path)
+    db.executescript(ledger_module._MIGRATIONS[1])
+    db.executemany("INSERT INTO chapters VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                   [(old_key(row[0]), *row[1:]) for row in chapters])
+    db.executemany("INSERT INTO transitions (key, state, at, session_id, detail) VALUES (?, ?, ?, ?, ?)",
+                   [(old_key(row[0]), *row[1:]) for row in transitions])
+    db.executemany("INSERT INTO pages VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [(old_key(row[0]), *row[1:]) for row in pages])
+    db.execute("PRAGMA user_version=1")
+    db.commit()
+    db.close()
+
+
+def test_a_version_1_ledger_resumes_and_skips_then_another_sandbox_gets_everything(sandbox, tmp_path):
+    series = copy_example(tmp_path / "series")
+    ledger_path = tmp_path / "ledger.sqlite"
+    env = cli_env(sandbox, ledger_path)
+    assert run_cli(["upload", str(series), "--accept-terms", "--chapter", "1"], env).code == 0
+    # Chapter 2: every page sent, then killed as it was about to commit.
+    manifest = load_manifest(series)
+    client = MangaDexClient(api_url=sandbox.api_url, auth_url=sandbox.auth_url, rate_limiter=None,
+                            credentials=Credentials.from_env(sandbox.env))
+    chapter_2 = next(spec for spec in manifest.chapters if spec.chapter == "2")
+    plan = build_plan(manifest, check_all([chapter_2], tmp_path / "work")[0], sandbox.api_url)
+
+    def killed_while_committing(*_args, **_kwargs):
+        raise _Killed
+
+    client.commit = killed_while_committing
+    ledger = Ledger(ledger_path)
+    with pytest.raises(_Killed):
+        ChapterUpload(client, ledger, plan).run()
+    ledger.close()
+    [open_session] = sandbox.state()["sessions"]
+    assert len(open_session["files"]) == 6
+    _as_version_1(ledger_path)
+
+    before = len(sandbox.state()["requests"])
+    rerun = run_cli(["upload", str(series), "--accept-terms", "--json"], env)
+    assert rerun.code == 0, rerun.stderr
+    statuses = {c["chapter"]: c["status"] for c in rerun.json["chapters"]}
+    assert statuses == {"1": "skipped", "2": "uploaded", "2.5": "uploaded"}
+    assert "the ledger records it as published" in rerun.stderr  # chapter 1: the old record, not a new look
+    assert "taken as " + sandbox.api_url in rerun.stderr
+    assert f"resuming session {open_session['id']}" in rerun.stderr
+    sent_to_it = [r for r in sandbox.state()["requests"][before:]
+                  if r["method"] == "POST" and r["path"] == f"/upload/{open_session['id']}"]
+    assert sent_to_it == []  # chapter 2's pages were not sent again
+    assert sorted(c["chapter"] for c in sandbox.state()["chapters"]) == ["1", "2", "2.5"]
+    assert sqlite3.connect(ledger_path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+    other = start_sandbox(SandboxConfig(rate_limits=False, processing_delay=0))
+    try:
+        there = run_cli(["upload", str(series), "--accept-terms", "--json"], cli_env(other, ledger_path))
+        assert there.code == 0, there.stderr
+        assert [c["status"] for c in there.json["chapters"]] == ["uploaded"] * 3
+        assert sorted(c["chapter"] for c in other.state()["chapters"]) == ["1", "2", "2.5"]
+        back = run_cli(["upload", str(series), "--accept-terms", "--json"], env)  # the first sandbox: all there
+        assert [c["status"] for c in back.json["chapters"]] == ["skipped"] * 3
+        status = run_cli(["status", str(series), "--json", "--api-url", other.api_url], cli_env(other, ledger_path))
+        assert {c["state"] for c in status.json["chapters"]} == {"committed"}
+    finally:
+        other.stop()
