@@ -84,11 +84,11 @@ def test_published_chapters_land_in_the_library_with_tags_category_and_comicinfo
                                         "chapter:1", "volume:1", f"source:{web}", "scanlator:Sandbox Scans", "colour"]
     assert archive_one["categories"] == [category] and archive_one["pagecount"] == 10
     for chapter in run.chapters:
-        assert ledger.chapter(manifest.chapter_key(chapter.spec)).archive_id == chapter.archive_id
+        assert ledger.chapter(manifest.chapter_key(chapter.spec, sandbox.api_url)).archive_id == chapter.archive_id
     assert all(r["authorization"] for r in lrr.requests() if r["method"] == "PUT")
 
     # what is inside: the pages as uploaded, in reading order, and ComicInfo.xml
-    key = manifest.chapter_key(manifest.chapters[0])
+    key = manifest.chapter_key(manifest.chapters[0], sandbox.api_url)
     with tempfile.TemporaryDirectory() as work:
         pages = checked_pages(Path(work))(manifest.chapters[0])
         assert [p.name for p in pages] == [p.upload_name for p in ledger.pages(key)]
