@@ -75,6 +75,7 @@ _MIGRATIONS = {
     4: """
         ALTER TABLE chapters ADD COLUMN api TEXT;
         ALTER TABLE chapters ADD COLUMN title TEXT;
+        ALTER TABLE chapters ADD COLUMN draft TEXT;
     """,
 }
 
@@ -379,8 +380,12 @@ class Ledger:
     # --- writing ---------------------------------------------------------------------------
 
     def record(self, key: tuple, state: str, *, session_id: str | None = None, chapter_id: str | None = None,
-               error: str | None = None, detail: str | None = None, clear_session: bool = False) -> None:
+               error: str | None = None, detail: str | None = None, clear_session: bool = False,
+               draft: dict | None = None) -> None:
         """Write one transition of the chapter's state machine (and its latest state).
+
+        `draft`: the chapterDraft the chapter now has on MangaDex (written with COMMITTED), what a rerun
+        compares the manifest's metadata with.
 
         `clear_session`: the chapter's session is gone or about to be replaced (committed, abandoned, a new
         one being begun); its id and the pages' file ids are forgotten in the same transaction, so that
@@ -395,17 +400,19 @@ class Ledger:
             ("INSERT INTO transitions (key, state, at, session_id, detail) VALUES (?, ?, ?, ?, ?)",
              (text, state, at, session_id, detail or error)),
             ("""INSERT INTO chapters (key, manga, language, groups, volume, chapter, title, api, state, session_id,
-                                      chapter_id, error, updated_at, committed_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                      chapter_id, error, updated_at, committed_at, draft)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT(key) DO UPDATE SET
                     state = excluded.state,
                     session_id = COALESCE(excluded.session_id, chapters.session_id),
                     chapter_id = COALESCE(excluded.chapter_id, chapters.chapter_id),
                     error = excluded.error,
                     updated_at = excluded.updated_at,
-                    committed_at = COALESCE(chapters.committed_at, excluded.committed_at)""",
+                    committed_at = COALESCE(chapters.committed_at, excluded.committed_at),
+                    draft = COALESCE(excluded.draft, chapters.draft)""",
              (text, key.manga, key.language, json.dumps(sorted(key.groups)), key.volume, key.chapter, key.title,
-              key.api, state, session_id, chapter_id, error, at, committed_at)),
+              key.api, state, session_id, chapter_id, error, at, committed_at,
+              json.dumps(draft, sort_keys=True) if draft is not None else None)),
         ])
 
     def forget_session(self, key: tuple) -> None:
@@ -456,6 +463,11 @@ class Ledger:
             "SELECT key, state, session_id, chapter_id, error, updated_at, committed_at, archive_id"
             " FROM chapters WHERE key = ?", (self._text(key),))
         return ChapterRecord(*rows[0]) if rows else None
+
+    def published_draft(self, key: tuple) -> dict | None:
+        """The chapterDraft the chapter was last published or corrected with (None: not known to this ledger)."""
+        rows = self._read("SELECT draft FROM chapters WHERE key = ?", (self._text(key),))
+        return json.loads(rows[0][0]) if rows and rows[0][0] else None
 
     def pages(self, key: tuple) -> list[PageRecord]:
         rows = self._read(

@@ -83,6 +83,7 @@ class ChapterSpec:
     publish_at: datetime | None
     fix: bool
     line: int
+    replace: bool = False  # correct the published chapter in place when it changed (docs/identity.md)
 
     @property
     def label(self) -> str:
@@ -620,6 +621,7 @@ def _build(data: dict, marks: _Marks, path: Path, environ: Mapping[str, str]) ->
             publish_at=_publish_at(entry, marks, where, path, name, warnings),
             fix=entry.get("fix", False),
             line=line,
+            replace=entry.get("replace", False),
         )
         identity = ChapterKey.of(api="", manga="", language=spec.language, groups=spec.groups, volume=spec.volume,
                                  chapter=spec.chapter, title=spec.title)

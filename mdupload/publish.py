@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
@@ -173,8 +173,8 @@ def upload_manifest(manifest: Manifest, specs: list[ChapterSpec], workdir: Path,
             outcome.plans.append(plan)
             ask_ahead = partial(lookahead.ask_ahead, manifest, specs[index + 1]) if index + 1 < len(specs) else None
             reporter.start_chapter(plan)
-            upload = ChapterUpload(client, ledger, plan, options, _FirstBatchSignal(reporter, ask_ahead),
-                                   lookups=lookahead)
+            upload = ChapterUpload(client, ledger, plan, _chapter_options(options, spec),
+                                   _FirstBatchSignal(reporter, ask_ahead), lookups=lookahead)
             try:
                 result = upload.run()
             except AuthError as exc:  # every later chapter would fail the same way
@@ -238,6 +238,11 @@ def publish_manifest(manifest: Manifest, specs: list[ChapterSpec], settings: Set
                                             target=archive_target, environ=settings.environ,
                                             fix_cache=settings.fix_cache)
     return Publication(outcome, dry_run=dry_run, archived=archived)
+
+
+def _chapter_options(options: UploadOptions, spec: ChapterSpec) -> UploadOptions:
+    """The run's options, with `replace: true` of the chapter (or its series file) added."""
+    return replace(options, replace=True) if spec.replace else options
 
 
 def _interrupted_first(manifest: Manifest, specs: list[ChapterSpec], ledger: Ledger, api_url: str) -> list[ChapterSpec]:

@@ -89,6 +89,8 @@ class State(StrEnum):
     RECONCILING = "RECONCILING"
     COMMITTING = "COMMITTING"
     COMMITTED = "COMMITTED"
+    EDITING = "EDITING"  # --replace: an edit session of the published chapter is being begun (or resumed)
+    UPDATING = "UPDATING"  # --replace: only the published chapter's metadata changes (PUT /chapter/{id})
     SKIPPED = "SKIPPED"
     FAILED = "FAILED"
 

@@ -223,3 +223,62 @@ def test_a_version_1_ledger_resumes_and_skips_then_another_sandbox_gets_everythi
         assert {c["state"] for c in status.json["chapters"]} == {"committed"}
     finally:
         other.stop()
+
+
+# --- corrections: --replace ---------------------------------------------------------------------------
+
+def _page_posts(sandbox, since: int) -> list[dict]:
+    return [r for r in sandbox.state()["requests"][since:]
+            if r["method"] == "POST" and r["path"].startswith("/upload/") and not r["path"].endswith("/commit")
+            and "/begin" not in r["path"]]
+
+
+def _chapter(sandbox, chapter_id: str) -> dict:
+    return next(c for c in sandbox.state()["chapters"] if c["id"] == chapter_id)
+
+
+def test_replace_corrects_a_changed_page_in_place_and_a_title_without_sending_a_page(sandbox, tmp_path):
+    from PIL import Image
+
+    series = copy_example(tmp_path / "series")
+    env = cli_env(sandbox, tmp_path / "ledger.sqlite")
+    first = run_cli(["upload", str(series), "--accept-terms", "--chapter", "1", "--json"], env)
+    assert first.code == 0, first.stderr
+    [published] = first.json["chapters"]
+    before = _chapter(sandbox, published["chapter_id"])
+    page_4 = series.parent / "chapters" / "c001" / "4.png"
+    with Image.open(page_4) as page:
+        Image.new("RGB", page.size, (200, 30, 30)).save(page_4)
+
+    noticed = run_cli(["upload", str(series), "--accept-terms", "--chapter", "1", "--json"], env)
+    assert noticed.code == 0 and noticed.json["chapters"][0]["status"] == "skipped"
+    assert "changed since it was published" in noticed.stderr and "1 page(s) changed (" in noticed.stderr
+    assert "c001/4.png)" in noticed.stderr
+    assert "--replace" in noticed.stderr
+    assert _chapter(sandbox, published["chapter_id"])["pages"] == before["pages"]  # nothing changed without it
+
+    sent_from = len(sandbox.state()["requests"])
+    replaced = run_cli(["upload", str(series), "--accept-terms", "--chapter", "1", "--replace", "--json"], env)
+    assert replaced.code == 0, replaced.stderr
+    [result] = replaced.json["chapters"]
+    assert (result["status"], result["chapter_id"]) == ("uploaded", published["chapter_id"])  # the same chapter
+    after = _chapter(sandbox, published["chapter_id"])
+    assert [p["originalFileName"] for p in after["pages"]] == [f"{n}.png" for n in range(1, 11)]
+    changed = [n for n, (old, new) in enumerate(zip(before["pages"], after["pages"]), 1)
+               if old["fileHash"] != new["fileHash"]]
+    assert changed == [4]  # the new page in place
+    posts = _page_posts(sandbox, sent_from)
+    assert len(posts) == 1 and posts[0]["bytes"] < page_4.stat().st_size + 2000  # only that page was sent
+    assert len(sandbox.state()["chapters"]) == 1 and after["version"] == before["version"] + 1
+
+    manifest = series.read_text().replace("title: The Beginning", "title: A Better Beginning")
+    series.write_text(manifest)
+    sent_from = len(sandbox.state()["requests"])
+    retitled = run_cli(["upload", str(series), "--accept-terms", "--chapter", "1", "--replace", "--json"], env)
+    assert retitled.code == 0, retitled.stderr
+    assert retitled.json["chapters"][0]["chapter_id"] == published["chapter_id"]
+    assert _chapter(sandbox, published["chapter_id"])["title"] == "A Better Beginning"
+    assert _page_posts(sandbox, sent_from) == []  # no page sent at all
+    assert [r["method"] for r in sandbox.state()["requests"][sent_from:] if r["path"].startswith("/upload")] == []
+    again = run_cli(["upload", str(series), "--accept-terms", "--chapter", "1", "--replace", "--json"], env)
+    assert again.json["chapters"][0]["status"] == "skipped" and "changed since" not in again.stderr
