@@ -318,8 +318,8 @@ class ChapterUpload:
     def _step_checked(self) -> str:
         earlier = self.earlier
         if not self.options.force_new and earlier and earlier.chapter_id:
-            if earlier.state in PUBLISHED_STATES:  # the ledger's pages are the published ones: compared, kept
-                return self._published_already(earlier.chapter_id)
+            if earlier.state in (*PUBLISHED_STATES, State.UPDATING):  # the ledger's pages are the published ones
+                return self._published_already(earlier.chapter_id)  # (an unfinished UPDATING is redone)
             if self._edit_unfinished():
                 self.result.chapter_id = earlier.chapter_id
                 self._notice(f"resuming the unfinished correction of chapter {earlier.chapter_id}")

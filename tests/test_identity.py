@@ -282,3 +282,159 @@ def test_replace_corrects_a_changed_page_in_place_and_a_title_without_sending_a_
     assert [r["method"] for r in sandbox.state()["requests"][sent_from:] if r["path"].startswith("/upload")] == []
     again = run_cli(["upload", str(series), "--accept-terms", "--chapter", "1", "--replace", "--json"], env)
     assert again.json["chapters"][0]["status"] == "skipped" and "changed since" not in again.stderr
+
+
+def _planned(folder: Path, colours: dict[str, tuple[int, int, int]]):
+    import hashlib
+
+    from PIL import Image
+
+    from mdupload.upload import PlannedPage
+
+    folder.mkdir(parents=True, exist_ok=True)
+    pages = []
+    for name, colour in colours.items():
+        path = folder / name
+        Image.new("RGB", (60, 90), colour).save(path)
+        data = path.read_bytes()
+        pages.append(PlannedPage(f"c/{name}", path, name, "image/png", len(data), hashlib.sha256(data).hexdigest()))
+    return tuple(pages)
+
+
+def _edit_plans(sandbox, tmp_path):
+    from mdupload.upload import ChapterPlan
+
+    key = ChapterKey.of(api=sandbox.api_url, manga=MANGA, language="en", groups=(), volume="1", chapter="7",
+                        title=None)
+    draft = {"volume": "1", "chapter": "7", "title": None, "translatedLanguage": "en"}
+    first = _planned(tmp_path / "v1", {"1.png": (10, 0, 0), "2.png": (20, 0, 0), "3.png": (30, 0, 0),
+                                       "4.png": (40, 0, 0)})
+    second = _planned(tmp_path / "v2", {"1.png": (10, 0, 0), "2.png": (99, 99, 0), "3.png": (30, 0, 0),
+                                        "5.png": (50, 0, 0)})  # 2 changed, 4 removed, 5 new
+    return (ChapterPlan(key, key.label, MANGA, (), "en", draft, first),
+            ChapterPlan(key, key.label, MANGA, (), "en", draft, second))
+
+
+class _KillAt:
+    """The client, killed (the process, as far as the state machine knows) at the `nth` call of `method`:
+    before it is sent, or after it went through but before its answer is used."""
+
+    def __init__(self, client, method: str, nth: int, after: bool):
+        self._client, self._method, self._nth, self._after, self.calls = client, method, nth, after, 0
+
+    def __getattr__(self, name):
+        real = getattr(self._client, name)
+        if name != self._method:
+            return real
+
+        def call(*args, **kwargs):
+            self.calls += 1
+            if self.calls == self._nth and not self._after:
+                raise _Killed
+            answer = real(*args, **kwargs)
+            if self.calls == self._nth and self._after:
+                raise _Killed
+            return answer
+
+        return call
+
+
+EDIT_STEPS = [("get_chapter", 1), ("begin_edit_session", 1), ("get_open_session", 1), ("delete_files", 1),
+              ("upload_files", 1), ("get_open_session", 2), ("commit", 1)]
+
+
+@pytest.mark.parametrize("after", [False, True], ids=["before the call", "after the call"])
+@pytest.mark.parametrize("method, nth", EDIT_STEPS, ids=[f"{m}#{n}" for m, n in EDIT_STEPS])
+def test_a_correction_killed_at_any_step_leaves_one_chapter_with_exactly_the_new_pages(sandbox, tmp_path, method,
+                                                                                       nth, after):
+    from mdupload.upload import UploadOptions
+
+    original, corrected = _edit_plans(sandbox, tmp_path)
+    client = MangaDexClient(api_url=sandbox.api_url, auth_url=sandbox.auth_url, rate_limiter=None,
+                            credentials=Credentials.from_env(sandbox.env))
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    published = ChapterUpload(client, ledger, original).run()
+    assert published.status == "uploaded", published.error
+    replace = UploadOptions(replace=True, retry_backoff_s=0)
+    killer = _KillAt(client, method, nth, after)
+    with pytest.raises(_Killed):
+        ChapterUpload(killer, ledger, corrected, replace, sleep=lambda s: None).run()
+    rerun = ChapterUpload(client, ledger, corrected, replace, sleep=lambda s: None).run()
+    assert (rerun.status, rerun.chapter_id) == ("uploaded", published.chapter_id), rerun.error
+    [chapter] = sandbox.state()["chapters"]
+    assert [(p["originalFileName"], p["fileHash"]) for p in chapter["pages"]] == [
+        (p.upload_name, p.sha256) for p in corrected.pages]
+    assert sandbox.state()["sessions"] == []
+    settled = ChapterUpload(client, ledger, corrected, replace, sleep=lambda s: None).run()
+    assert settled.status == "skipped"  # nothing left to correct
+
+
+class _EditedMeanwhile:
+    """The client, with someone else changing the chapter (raising its version) just before each of the first
+    `times` calls of `method`."""
+
+    def __init__(self, client, method: str, times: int):
+        self._client, self._method, self._left = client, method, times
+
+    def __getattr__(self, name):
+        real = getattr(self._client, name)
+        if name != self._method:
+            return real
+
+        def call(chapter_id, *args):
+            if self._left:
+                self._left -= 1
+                current = self._client.get_chapter(chapter_id)
+                self._client.update_chapter(chapter_id, current.version, {"title": f"edited by staff {self._left}"})
+            return real(chapter_id, *args)
+
+        return call
+
+
+@pytest.mark.parametrize("method", ["begin_edit_session", "update_chapter"])
+def test_a_stale_version_is_read_again_and_tried_once_more_then_explained(sandbox, tmp_path, method):
+    from dataclasses import replace
+
+    from mdupload.upload import UploadOptions
+
+    original, corrected = _edit_plans(sandbox, tmp_path)
+    if method == "update_chapter":  # a title alone changes: PUT /chapter/{id}
+        corrected = replace(original, draft={**original.draft, "title": "Renamed"})
+    client = MangaDexClient(api_url=sandbox.api_url, auth_url=sandbox.auth_url, rate_limiter=None,
+                            credentials=Credentials.from_env(sandbox.env))
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    chapter_id = ChapterUpload(client, ledger, original).run().chapter_id
+    options = UploadOptions(replace=True, retry_backoff_s=0)
+    twice = ChapterUpload(_EditedMeanwhile(client, method, 2), ledger, corrected, options).run()
+    assert twice.status == "failed"
+    assert f"chapter {chapter_id} changed on MangaDex while it was being corrected, twice in a row" in twice.error
+    assert sandbox.state()["sessions"] == []
+    once = ChapterUpload(_EditedMeanwhile(client, method, 1), ledger, corrected, options).run()
+    assert (once.status, once.chapter_id) == ("uploaded", chapter_id), once.error
+    [chapter] = sandbox.state()["chapters"]
+    assert [p["fileHash"] for p in chapter["pages"]] == [p.sha256 for p in corrected.pages]
+    if method == "update_chapter":
+        assert chapter["title"] == "Renamed"
+
+
+@pytest.mark.parametrize("after", [False, True], ids=["before the call", "after the call"])
+def test_a_title_correction_killed_at_its_call_is_finished_by_the_rerun(sandbox, tmp_path, after):
+    from dataclasses import replace
+
+    from mdupload.upload import UploadOptions
+
+    original, _corrected = _edit_plans(sandbox, tmp_path)
+    renamed = replace(original, draft={**original.draft, "title": "Renamed"})
+    client = MangaDexClient(api_url=sandbox.api_url, auth_url=sandbox.auth_url, rate_limiter=None,
+                            credentials=Credentials.from_env(sandbox.env))
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    chapter_id = ChapterUpload(client, ledger, original).run().chapter_id
+    options = UploadOptions(replace=True)
+    with pytest.raises(_Killed):
+        ChapterUpload(_KillAt(client, "update_chapter", 1, after), ledger, renamed, options).run()
+    rerun = ChapterUpload(client, ledger, renamed, options).run()
+    assert (rerun.status, rerun.chapter_id) == ("uploaded", chapter_id), rerun.error
+    [chapter] = sandbox.state()["chapters"]
+    assert chapter["title"] == "Renamed" and [p["fileHash"] for p in chapter["pages"]] == [
+        p.sha256 for p in original.pages]
+    assert ChapterUpload(client, ledger, renamed, options).run().status == "skipped"
