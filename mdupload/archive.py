@@ -103,19 +103,21 @@ Pages = Callable[[ChapterSpec], Sequence[Path]]
 # --- settings --------------------------------------------------------------------------------------
 
 
-def resolve_target(manifest: Manifest, to: str | None = None, *, environ: Mapping[str, str]) -> ArchiveTarget:
-    """The server (option, environment, manifest), the manifest's category and tags; checked."""
+def resolve_target(manifest: Manifest, to: str | None = None, *, environ: Mapping[str, str],
+                   option: str = "--to") -> ArchiveTarget:
+    """The server (option, environment, manifest), the manifest's category and tags; checked. `option` is how
+    the running command calls the server's option (`archive --to`, `upload --archive-to`)."""
     section = manifest.lanraragi
     where = f"{manifest.path}:{section.line}" if section else None
     if to:
-        url, source = to, "--to"
+        url, source = to, option
     elif environ.get(URL_ENV):
         url, source = environ[URL_ENV], URL_ENV
     elif section is not None and section.url:
         url, source = section.url, f"{where}: lanraragi url"
     else:
         raise UsageError("there is no LANraragi server to archive to.",
-                         hint=f"Pass --to URL, set {URL_ENV}, or add to {manifest.path} a section "
+                         hint=f"Pass {option} URL, set {URL_ENV}, or add to {manifest.path} a section "
                               "`lanraragi:` with `url: http://your-server:3000`.")
     url = url.strip()
     parts = urlsplit(url)

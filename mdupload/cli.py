@@ -18,6 +18,7 @@ from .ci import GitHubActions
 from .commands import (
     archive,
     demo,
+    init,
     login,
     logout,
     pull,
@@ -85,7 +86,7 @@ def main(verbose: int) -> None:
     _setup_logging(verbose)
 
 
-for _command in (validate.validate, upload.upload, watch.watch, sessions.sessions, status.status,
+for _command in (init.init, validate.validate, upload.upload, watch.watch, sessions.sessions, status.status,
                  verify.verify, pull.pull, archive.archive, login.login, logout.logout, whoami.whoami,
                  sandbox.sandbox, demo.demo):
     main.add_command(_command)

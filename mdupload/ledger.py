@@ -230,7 +230,8 @@ class Ledger:
                                     "The ledger is intact and the rerun needs it: keep it where it is.")
         if "locked" in text or "busy" in text:
             return LedgerError(f"the ledger {self.path} is locked by another mdupload process.",
-                               hint="Wait for it to finish, or point this run at another ledger with --ledger PATH.")
+                               hint="Wait for it to finish, then run again (another ledger would not help: the "
+                                    "account's one open upload session is shared).")
         return LedgerError(
             f"the ledger {self.path} is damaged or is not an mdupload ledger ({text}).",
             hint="Move it aside (it is never reset silently) and run again; the duplicate check on MangaDex "
@@ -317,8 +318,8 @@ class Ledger:
                 who = f" (process {holder})" if holder.isdigit() else ""
                 raise LedgerError(
                     f"the ledger {self.path} is in use by another mdupload upload{who}.",
-                    hint="Wait for it to finish (`mdupload status` shows its progress), or give this run another "
-                         "ledger with --ledger PATH; two uploads must not resume the same session at once.")
+                    hint="Wait for it to finish (`mdupload status` shows its progress), then run again; another "
+                         "ledger would not help, since the account has one open upload session for both.")
             time.sleep(0.05)
         try:
             handle.seek(0)

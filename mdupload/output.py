@@ -201,6 +201,7 @@ def chapter_result_json(result: ChapterResult) -> dict[str, Any]:
         "error": result.error,
         "failed_pages": result.failed_pages,
         "notices": result.notices,
+        "retry_later": result.retry_later,
     }
 
 
@@ -237,21 +238,30 @@ def _show_problem(reporter: Reporter, where, problem) -> None:
 
 # --- upload (and watch): publishing a manifest --------------------------------------------------------
 
-def show_publication(reporter: Reporter, publication: Publication) -> None:
-    """What people read after the progress lines: failed checks, repairs, a dry run's plan, a sign-out."""
+def show_publication(reporter: Reporter, publication: Publication, command: str = "upload") -> None:
+    """What people read after the progress lines: failed checks, repairs, chapters set aside, a dry run's
+    plan, the run's summary and links, a sign-out. `command` is the one running (its hints name its options)."""
     outcome = publication.outcome
     if not outcome.checks_passed:
         for report in outcome.reports:
             if not report.ok:
                 show_report(reporter, report)
         bad = sum(1 for r in outcome.reports if not r.ok)
-        reporter.error(f"{bad} chapter(s) cannot be uploaded as they are; nothing was uploaded. Fix them, "
-                       "or name only the good ones with --chapter.")
+        if command == "upload":
+            reporter.error(f"{bad} chapter(s) cannot be uploaded as they are; nothing was uploaded. Fix them, or "
+                           "publish the others with --skip-invalid (or pick chapters with --chapter / --exclude).")
+        else:
+            reporter.error(f"{bad} chapter(s) cannot be uploaded as they are; nothing was uploaded.")
         return
     for report in outcome.reports:
         for fixed in report.fixes:
             if fixed.done:
                 reporter.info(f"{report.spec.label}: fixed {fixed.source.origin}: {'; '.join(fixed.done)}")
+    for report in outcome.set_aside:
+        show_report(reporter, report)
+    if outcome.set_aside:
+        reporter.error(f"{len(outcome.set_aside)} chapter(s) cannot be uploaded as they are and were set aside "
+                       f"(--skip-invalid): {', '.join(r.spec.label for r in outcome.set_aside)}.")
     if publication.dry_run:
         for plan in outcome.plans:
             reporter.info(f"would upload {plan.label} to manga {plan.manga} with groups {list(plan.groups) or 'none'}: "
@@ -259,6 +269,11 @@ def show_publication(reporter: Reporter, publication: Publication) -> None:
             for page in plan.pages:
                 reporter.info(f"  {page.upload_name} ({page.mime}, {page.size} bytes) from {page.origin}")
         return
+    summary = publication.summary
+    if summary.chapters > 1:
+        reporter.info(summary.line())
+    for line in summary.link_lines():
+        reporter.info(line)
     if outcome.signed_out is not None:
         reporter.error(str(outcome.signed_out))
 
@@ -268,9 +283,13 @@ def publication_json(publication: Publication) -> dict[str, Any]:
     outcome = publication.outcome
     if not outcome.checks_passed:
         return {"ok": False, "error": "checks failed", "chapters": [_unchecked_json(r) for r in outcome.reports]}
+    set_aside = [_unchecked_json(r, Status.INVALID) for r in outcome.set_aside]
     if publication.dry_run:
-        return {"ok": True, "dry_run": True, "chapters": [_dry_run_json(p) for p in outcome.plans]}
-    document: dict[str, Any] = {"ok": publication.ok, "chapters": [chapter_result_json(r) for r in outcome.results]}
+        return {"ok": publication.ok, "dry_run": True,
+                "chapters": [_dry_run_json(p) for p in outcome.plans] + set_aside}
+    summary = publication.summary
+    chapters = [dict(chapter_result_json(r), url=summary.link(r)) for r in outcome.results]
+    document: dict[str, Any] = {"ok": publication.ok, "chapters": chapters + set_aside, "summary": summary.to_json()}
     if outcome.signed_out is not None:
         document.update(error=str(outcome.signed_out), signed_out=True)
     if publication.archived is not None:
@@ -278,9 +297,9 @@ def publication_json(publication: Publication) -> dict[str, Any]:
     return document
 
 
-def _unchecked_json(report) -> dict:
+def _unchecked_json(report, status: Status = Status.FAILED) -> dict:
     document = report.to_json()
-    document["status"] = Status.FAILED if not report.ok else Status.NOT_UPLOADED
+    document["status"] = status if not report.ok else Status.NOT_UPLOADED
     return document
 
 

@@ -38,6 +38,7 @@ from .errors import AuthError, UsageError
 from .ledger import Ledger
 from .mangadex.client import MangaDexClient
 from .manifest import ChapterSpec, Manifest
+from .run_summary import RunSummary
 from .settings import Settings
 from .upload import (
     ChapterPlan,
@@ -112,26 +113,31 @@ class UploadOutcome:
     plans: list[ChapterPlan] = field(default_factory=list)
     results: list[ChapterResult] = field(default_factory=list)
     signed_out: AuthError | None = None  # MangaDex stopped accepting the sign-in mid-run: the rest was not tried
+    set_aside: list[ChapterReport] = field(default_factory=list)  # failed their checks; --skip-invalid went on
 
     @property
     def checks_passed(self) -> bool:
-        return all(r.ok for r in self.reports)
+        """Whether the run went past the checks: every chapter passed, or --skip-invalid set the others aside."""
+        aside = {id(r) for r in self.set_aside}
+        return all(r.ok for r in self.reports if id(r) not in aside)
 
     @property
     def ok(self) -> bool:
-        return self.checks_passed and all(r.status != Status.FAILED for r in self.results)
+        return self.checks_passed and not self.set_aside and all(r.status != Status.FAILED for r in self.results)
 
 
 def upload_manifest(manifest: Manifest, specs: list[ChapterSpec], workdir: Path, *,
                     connect: Callable[[], MangaDexClient], ledger: Ledger, reporter, options: UploadOptions,
                     api_url: str, accept_terms: bool = False, deep: bool = False, fix: bool = False,
-                    dry_run: bool = False, fix_cache: Path | None = None) -> UploadOutcome:
+                    dry_run: bool = False, skip_invalid: bool = False, fix_cache: Path | None = None) -> UploadOutcome:
     """Check every selected chapter; if all pass (and this is no dry run), publish them one by one.
 
     Nothing is uploaded when any selected chapter fails its checks (with --deep, the decoding of a
-    later chapter runs while earlier ones upload: see the module's docstring). `connect` is called
-    only when there is something to upload, so a dry run or a failed check needs no credentials. `api_url`:
-    the MangaDex the client of `connect` talks to (part of every chapter's identity).
+    later chapter runs while earlier ones upload: see the module's docstring), unless `skip_invalid`:
+    then the chapters that fail their quick checks are set aside (`set_aside`) and the others go out.
+    `connect` is called only when there is something to upload, so a dry run or a failed check needs
+    no credentials. `api_url`: the MangaDex the client of `connect` talks to (part of every chapter's
+    identity).
     """
     if not dry_run:
         require_terms(manifest, accept_terms)
@@ -139,10 +145,16 @@ def upload_manifest(manifest: Manifest, specs: list[ChapterSpec], workdir: Path,
     # A dry run shows exactly what would be sent: every check, --deep included, comes first.
     outcome = UploadOutcome(reports=check_all(specs, workdir, deep=deep and dry_run, fix=fix,
                                                  fix_cache=fix_cache))
+    if skip_invalid:
+        outcome.set_aside = [r for r in outcome.reports if not r.ok]
     if not outcome.checks_passed:
         return outcome
+    reports = [r for r in outcome.reports if r.ok]
+    specs = [r.spec for r in reports]
     if dry_run:
-        outcome.plans = [build_plan(manifest, r, api_url) for r in outcome.reports]
+        outcome.plans = [build_plan(manifest, r, api_url) for r in reports]
+        return outcome
+    if not specs:  # --skip-invalid set every chapter aside
         return outcome
     checker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mdupload-deep-check")
     lookahead = None
@@ -151,7 +163,7 @@ def upload_manifest(manifest: Manifest, specs: list[ChapterSpec], workdir: Path,
             prepared = [checker.submit(_deep_check, spec, workdir / f"deep-{index:03d}", fix, fix_cache)
                         for index, spec in enumerate(specs)]
         else:
-            prepared = [_done(report) for report in outcome.reports]
+            prepared = [_done(report) for report in reports]
         client = connect()
         lookahead = LookAhead(client)
         if deep:  # signing in and the first chapter's lookups overlap its decoding
@@ -164,8 +176,7 @@ def upload_manifest(manifest: Manifest, specs: list[ChapterSpec], workdir: Path,
                 stop = _failed_check(specs, prepared, index)
             if stop is not None:
                 published = sum(1 for done in outcome.results if done.status != Status.FAILED)
-                for result in _not_uploaded(manifest, outcome.reports, specs, prepared, index, stop, published,
-                                             api_url):
+                for result in _not_uploaded(manifest, reports, specs, prepared, index, stop, published, api_url):
                     reporter.finish_chapter(result)
                     outcome.results.append(result)
                 break
@@ -183,7 +194,7 @@ def upload_manifest(manifest: Manifest, specs: list[ChapterSpec], workdir: Path,
             outcome.results.append(result)
             if outcome.signed_out is not None:
                 for later in range(index + 1, len(specs)):
-                    result = ChapterResult(build_plan(manifest, outcome.reports[later], api_url), Status.FAILED,
+                    result = ChapterResult(build_plan(manifest, reports[later], api_url), Status.FAILED,
                                            error="not uploaded: the run stopped because signing in failed")
                     reporter.finish_chapter(result)
                     outcome.results.append(result)
@@ -206,6 +217,7 @@ class Publication:
     """What publishing a manifest did: the upload's outcome and, with an archive target, the archive run."""
 
     outcome: UploadOutcome
+    summary: RunSummary
     dry_run: bool = False
     archived: ArchiveRun | None = None
 
@@ -218,26 +230,29 @@ class Publication:
         if not self.outcome.checks_passed:
             return False
         if self.dry_run:
-            return True
+            return not self.outcome.set_aside
         return self.outcome.ok and not self.signed_out and (self.archived is None or self.archived.ok)
 
 
 def publish_manifest(manifest: Manifest, specs: list[ChapterSpec], settings: Settings, *,
                      connect: Callable[[], MangaDexClient], ledger: Ledger | None, reporter, options: UploadOptions,
                      api_url: str, deep: bool = False, fix: bool = False, dry_run: bool = False,
-                     archive_target: ArchiveTarget | None = None) -> Publication:
+                     skip_invalid: bool = False, archive_target: ArchiveTarget | None = None) -> Publication:
     """`upload` as a service: check and publish (then archive, given a target) in a work folder of its own.
     `watch` publishes each item through this too. `api_url`: the MangaDex API in use."""
     archived = None
+    started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="mdupload-") as workdir:
         outcome = upload_manifest(manifest, specs, Path(workdir), connect=connect, ledger=ledger, reporter=reporter,
-                                  options=options, api_url=api_url, accept_terms=settings.accept_terms, deep=deep, fix=fix,
-                                  dry_run=dry_run, fix_cache=settings.fix_cache)
+                                  options=options, api_url=api_url, accept_terms=settings.accept_terms, deep=deep,
+                                  fix=fix, dry_run=dry_run, skip_invalid=skip_invalid, fix_cache=settings.fix_cache)
         if archive_target is not None and outcome.checks_passed:  # while --fix's repaired pages still exist
             archived = archive_after_upload(manifest, outcome.results, ledger, reporter, api_url=api_url,
                                             target=archive_target, environ=settings.environ,
                                             fix_cache=settings.fix_cache)
-    return Publication(outcome, dry_run=dry_run, archived=archived)
+    summary = RunSummary.of(outcome.results, [r.spec.label for r in outcome.set_aside], api_url=api_url,
+                            seconds=time.monotonic() - started)
+    return Publication(outcome, summary, dry_run=dry_run, archived=archived)
 
 
 def _chapter_options(options: UploadOptions, spec: ChapterSpec) -> UploadOptions:

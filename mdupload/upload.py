@@ -59,7 +59,7 @@ from pathlib import Path
 from typing import Protocol
 
 from . import limits
-from .errors import AuthError, MdUploadError
+from .errors import AuthError, LedgerError, MdUploadError
 from .ledger import Ledger
 from .mangadex.client import (
     BatchResult,
@@ -68,7 +68,7 @@ from .mangadex.client import (
     UploadFile,
     UploadSession,
 )
-from .mangadex.errors import Conflict, OutcomeUnknown, ServerError
+from .mangadex.errors import CaptchaRequired, Conflict, NetworkError, OutcomeUnknown, RateLimited, ServerError
 from .vocabulary import FINAL_STATES, LOOKING_AROUND, PUBLISHED_STATES, ChapterKey, State, Status
 
 TRANSITIONS: dict[State, tuple[State, ...]] = {
@@ -104,8 +104,23 @@ class UploadFailed(MdUploadError):
     """The chapter could not be published; the message says why and what to do."""
 
 
-class SessionBusy(UploadFailed):
+class RetryLater(UploadFailed):
+    """Nothing in the chapter is at fault (MangaDex failing, someone else's session): the same run later may work."""
+
+
+class SessionBusy(RetryLater):
     """A recently used session that is not this chapter's is open on the account."""
+
+
+NO_ANSWER = "no answer from MangaDex"
+
+
+def outside_the_chapter(exc: BaseException) -> bool:
+    """Whether a failure lies outside the chapter's files and numbers, so that trying again later may succeed:
+    MangaDex unreachable, failing (5xx) or rate-limiting after the client's retries, an answer lost, someone
+    else's open session, a captcha on the account, the ledger held by another run."""
+    return isinstance(exc, (RetryLater, NetworkError, ServerError, RateLimited, OutcomeUnknown, CaptchaRequired,
+                            LedgerError))
 
 
 @dataclass(frozen=True)
@@ -141,6 +156,7 @@ class UploadOptions:
     concurrency: int = DEFAULT_CONCURRENCY
     retry_rounds: int = 3  # rounds of re-sending the files that failed, after the first
     retry_backoff_s: float = 2.0  # doubled each round
+    command: str = "upload"  # the command running: its hints name only its own options
     replace: bool = False  # correct a published chapter whose pages or metadata changed, in place
 
 
@@ -192,6 +208,7 @@ class ChapterResult:
     error: str | None = None
     notices: list[str] = field(default_factory=list)
     failed_pages: dict[str, str] = field(default_factory=dict)  # origin -> last reason
+    retry_later: bool = False  # failed for a reason outside the chapter (outside_the_chapter)
     held_for_approval: bool = False  # MangaDex said it holds this chapter for staff approval
 
 
@@ -279,6 +296,7 @@ class ChapterUpload:
             raise
         except MdUploadError as exc:
             self._fail(str(exc))
+            self.result.retry_later = outside_the_chapter(exc)
             return self.result
         self.result.status = {State.COMMITTED: Status.UPLOADED, State.SKIPPED: Status.SKIPPED}[state]
         return self.result
@@ -415,7 +433,7 @@ class ChapterUpload:
     def _skip(self, chapter_id: str | None, why: str) -> str:
         self.result.chapter_id = chapter_id
         self._notice(f"skipped: {why}" + (f" (chapter {chapter_id})" if chapter_id else "")
-                     + "; use --force-new to upload it again on purpose")
+                     + ("; use --force-new to upload it again on purpose" if self.options.command == "upload" else ""))
         return State.SKIPPED
 
     # --- FINDING_SESSION: ours, stale, or someone else's? ------------------------------------
@@ -456,7 +474,8 @@ class ChapterUpload:
             raise SessionBusy(
                 f"another upload {description} is open on this account; {whose}.",
                 hint="Wait for it to finish, or run again with --abandon-open (or `mdupload sessions --abandon`) "
-                     "to abandon it.")
+                     "to abandon it." if self.options.command == "upload" else
+                     "The item is tried again later; a session left untouched for --stale-after minutes is abandoned.")
         self.to_abandon = open_session
         return State.ABANDONING
 
@@ -486,12 +505,13 @@ class ChapterUpload:
         or SKIPPED record forgets the session."""
         chapter_id = self._find_on_mangadex(wait=True)
         if chapter_id is None:
-            raise UploadFailed(
+            raise RetryLater(
                 f"the commit of session {session_id} was sent but its answer was lost; the session is "
                 "closed, so MangaDex most likely created the chapter, but it does not list it yet (it may still be "
                 "processing).",
                 hint="Check the chapter on MangaDex (or run `mdupload status` later); run again with --force-new "
-                     "only if you are sure it was not published.")
+                     "only if you are sure it was not published." if self.options.command == "upload" else
+                     "It is looked for again when the item is tried again.")
         return chapter_id
 
     def _approval_then_begin(self) -> str:
@@ -527,7 +547,7 @@ class ChapterUpload:
                 session = self.client.get_open_session()
                 if session is not None:
                     if not self._begun_for_this_plan(session):
-                        raise UploadFailed(
+                        raise RetryLater(
                             f"beginning an upload session failed, and then another one was open on the account "
                             f"(session {session.id}, manga {session.manga_id}).",
                             hint="Someone may be uploading through the website: run again once it is done.") from None
@@ -645,7 +665,7 @@ class ChapterUpload:
             # Whether the server kept these files is unknown: RECONCILING lists the session before re-sending.
             with self._lock:
                 for p in batch:
-                    self.failures[p.upload_name] = f"no answer from MangaDex ({exc})"
+                    self.failures[p.upload_name] = f"{NO_ANSWER} ({exc})"
             return
         by_name = {p.upload_name: p for p in batch}
         accepted: dict[str, str] = {}
@@ -678,9 +698,12 @@ class ChapterUpload:
             for p in missing:
                 self.failures.setdefault(p.upload_name, "not in the session after every retry")
             names = ", ".join(f"{self._origin(p.upload_name)} ({self.failures[p.upload_name]})" for p in missing)
-            raise UploadFailed(f"{len(missing)} page(s) still failed after {self.options.retry_rounds} retries: {names}.",
-                               hint="Fix or re-export those pages and run again; the pages already uploaded are kept "
-                                    "in the session and will not be sent again.")
+            unanswered = all(self.failures[p.upload_name].startswith(NO_ANSWER) for p in missing)
+            kept = "the pages already uploaded are kept in the session and will not be sent again."
+            raise (RetryLater if unanswered else UploadFailed)(
+                f"{len(missing)} page(s) still failed after {self.options.retry_rounds} retries: {names}.",
+                hint=f"MangaDex did not answer: run again later; {kept}" if unanswered else
+                     f"Fix or re-export those pages and run again; {kept}")
         return State.UPLOADING
 
     def _adopt_session_files(self, files: tuple[SessionFile, ...]) -> None:
@@ -723,7 +746,7 @@ class ChapterUpload:
         except (OutcomeUnknown, ServerError) as exc:
             # The commit may or may not have happened: find out before doing anything else.
             if self.commit_attempts >= 3:
-                raise UploadFailed(f"the commit of session {self.session.id} failed three times ({exc}).",
+                raise RetryLater(f"the commit of session {self.session.id} failed three times ({exc}).",
                                    hint="Run again later: the session and its pages are kept.") from None
             still_open = self.client.get_open_session()
             if still_open is not None and still_open.id == self.session.id:

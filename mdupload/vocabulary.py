@@ -108,6 +108,7 @@ class Status(StrEnum):
     SKIPPED = "skipped"  # already on MangaDex
     FAILED = "failed"  # not published: the error says why
     NOT_UPLOADED = "not uploaded"  # checked fine, but the run uploaded nothing (another chapter failed its checks)
+    INVALID = "invalid"  # failed its checks and --skip-invalid set it aside; the others went out
     DRY_RUN = "dry-run"
 
 

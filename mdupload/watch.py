@@ -5,6 +5,13 @@ times have not changed for `settle` seconds and, for an archive, when it opens c
 item is never uploaded. The one series whose `match` fits its name turns it into a one-chapter
 manifest, `publish` uploads it, and the item moves to INBOX/done/ beside a JSON receipt, or to
 INBOX/failed/ beside a `.error.txt` saying what to fix (moved back into INBOX, it is tried again).
+The settled items of one series go out in chapter order (MangaDex's number order), not name order.
+
+Only a problem in the item itself sends it to failed/. A problem outside it (MangaDex unreachable,
+failing or rate-limiting after the client's retries, the ledger held by another run, someone else's
+open session) leaves it in the inbox and pauses publishing: the watcher tries again after a delay
+that doubles with each consecutive such problem (from `retry_first` up to `retry_max` seconds),
+logging each retry, and goes back to chapter order once MangaDex answers.
 
 watchdog events wake the watcher early; a scan at start and every `rescan_every` seconds finds what
 the events missed. Restarting never uploads twice: an item published just before a crash, but not yet
@@ -40,7 +47,9 @@ from .manifest import Manifest
 from .pages import ARCHIVE_SUFFIXES
 from .redact import redact
 from .release_names import strip_archive_suffix
+from .selection import number_order
 from .series import Series, load_all_series
+from .upload import outside_the_chapter
 
 DONE = "done"
 FAILED = "failed"
@@ -49,6 +58,8 @@ LOCK_FILE = ".mdupload-watch.lock"
 IN_PROGRESS_SUFFIXES = (".part", ".partial", ".crdownload", ".download", ".tmp")
 SETTLE_S = 30  # an item is taken once its sizes and times have not changed for this long
 EVENT_GAP = 1.0  # seconds: a burst of watchdog events (an archive written in chunks) wakes the watcher once
+RETRY_FIRST = 30.0  # seconds before the first retry after a problem outside the item; doubled each time
+RETRY_MAX = 900.0  # ... up to this
 
 _log = logging.getLogger("mdupload.watch")
 Publish = Callable[[Manifest], dict]
@@ -62,7 +73,7 @@ def _to_stderr(text: str) -> None:
 class ItemResult:
     name: str
     series: Path
-    status: str  # "uploaded" | "skipped" | "failed"
+    status: str  # "uploaded" | "skipped" | "failed" | "deferred" (left in the inbox: a problem outside it)
     chapter_id: str | None
     moved_to: Path | None  # None: the item disappeared from the inbox while it was being published
     error: str | None
@@ -74,6 +85,7 @@ class WatchSummary:
     unmatched: list[str] = field(default_factory=list)  # left in the inbox: no series matches them
     ambiguous: list[str] = field(default_factory=list)  # left in the inbox: several series match them
     waiting: list[str] = field(default_factory=list)  # left for the next run: still settling, or not opening
+    held: list[str] = field(default_factory=list)  # left in the inbox by a problem outside them (retried later)
 
     @property
     def failed(self) -> list[ItemResult]:
@@ -81,13 +93,14 @@ class WatchSummary:
 
     @property
     def exit_code(self) -> int:
-        return EXIT_FAILED if self.failed or self.ambiguous else EXIT_OK
+        return EXIT_FAILED if self.failed or self.ambiguous or self.held else EXIT_OK
 
     def describe(self) -> str:
         counts = [
             (sum(r.status == "uploaded" for r in self.results), "published"),
             (sum(r.status == "skipped" for r in self.results), "already on MangaDex (moved to done/)"),
             (len(self.failed), "failed (see failed/)"),
+            (len(self.held), "left in the inbox by a problem outside them (tried again on the next run)"),
             (len(self.unmatched), "matched no series"),
             (len(self.ambiguous), "matched several series"),
             (len(self.waiting), "not complete yet (left for the next run)"),
@@ -111,7 +124,8 @@ class Watcher:
     def __init__(self, inbox: Path, series: Sequence[Series], publish: Publish, *, settle: float = SETTLE_S,
                  rescan_every: float = 10.0, clock: Callable[[], float] = time.monotonic,
                  wall_clock: Callable[[], float] = time.time, sleep: Callable[[float], object] = time.sleep,
-                 log: Callable[[str], None] = _to_stderr):
+                 log: Callable[[str], None] = _to_stderr, retry_first: float = RETRY_FIRST,
+                 retry_max: float = RETRY_MAX):
         self.inbox = Path(inbox)
         self.series = list(series)
         self.publish = publish
@@ -123,6 +137,10 @@ class Watcher:
         self._log = log
         self._tracked: dict[str, _Tracked] = {}
         self._reported: dict[str, str] = {}  # item name -> what was said about it, so that it is said once
+        self.retry_first = retry_first
+        self.retry_max = retry_max
+        self._outside_problems = 0  # consecutive problems outside the items: the retry delay doubles with each
+        self._paused_until: float | None = None  # clock() before which nothing is published (a retry is due then)
 
     # --- the loops ----------------------------------------------------------------------------
 
@@ -137,11 +155,15 @@ class Watcher:
             if (stop is not None and stop.is_set()) or not due or now >= deadline:
                 break
             self._sleep(max(0.0, min(min(due), deadline, now + self.rescan_every) - now))
+        now = self._clock()
+        held = [] if self._paused_until is None or now >= self._paused_until else \
+            [name for name, tracked in self._tracked.items() if tracked.since + self.settle <= now]
         return WatchSummary(
             results=results,
             unmatched=[name for name, said in self._reported.items() if said == "unmatched"],
             ambiguous=[name for name, said in self._reported.items() if said == "ambiguous"],
-            waiting=natsorted(self._tracked, alg=ns.IGNORECASE),
+            waiting=natsorted((name for name in self._tracked if name not in held), alg=ns.IGNORECASE),
+            held=natsorted(held, alg=ns.IGNORECASE),
         )
 
     def run_forever(self, stop: threading.Event) -> None:
@@ -163,7 +185,7 @@ class Watcher:
             observer.join()
 
     def poll(self, stop: threading.Event | None = None) -> list[ItemResult]:
-        """One look at the inbox: note what changed, then publish what has settled, in natural name order."""
+        """One look at the inbox: note what changed, then publish what has settled, each series in chapter order."""
         now = self._clock()
         try:
             entries = natsorted(os.scandir(self.inbox), key=lambda entry: entry.name, alg=ns.IGNORECASE)
@@ -182,15 +204,53 @@ class Watcher:
             self._tracked.pop(gone, None)
             self._reported.pop(gone, None)
         results = []
+        if self._paused_until is not None and self._clock() < self._paused_until:
+            return results  # a problem outside the items: wait for the retry
+        ready.sort(key=lambda item: self.publish_order(item[0], item[1]))
         for path, series, signature in ready:
             if stop is not None and stop.is_set():
                 break
             current = _snapshot(path)[0]
             if current == signature:
                 results.append(self._process(path, series))
+                if results[-1].status == "deferred":
+                    break  # the items after it would meet the same problem: all wait for the retry
             else:  # changed while the items before it were published: it settles again from now
                 self._tracked[path.name] = _Tracked(current, self._clock())
         return results
+
+    def publish_order(self, path: Path, series: Series) -> tuple:
+        """Series by series, each in chapter order (MangaDex's number order); an unreadable name last (by name)."""
+        try:
+            spec = series.manifest_for(path).chapters[0]
+            number = (0, number_order(spec.chapter), number_order(spec.volume))
+        except MdUploadError:
+            number = (1,)
+        return (self.series.index(series), number, path.name.casefold())
+
+    def dry_run(self) -> tuple[list[str], list[str]]:
+        """What a run would publish now, in order, with how each name is read; and the items that would fail."""
+        lines, problems = [], []
+        items = []
+        for entry in natsorted(os.scandir(self.inbox), key=lambda entry: entry.name, alg=ns.IGNORECASE):
+            if entry.name.startswith(".") or entry.name in (DONE, FAILED):
+                continue
+            series = self._series_of(entry)
+            if series is not None:
+                items.append((Path(entry.path), series))
+        items.sort(key=lambda item: self.publish_order(*item))
+        for path, series in items:
+            try:
+                spec = series.manifest_for(path).chapters[0]
+            except MdUploadError as exc:
+                problems.append(f"{path.name}: would go to {FAILED}/: {exc}")
+                continue
+            read = [f"chapter {spec.chapter}" if spec.chapter is not None else "oneshot"]
+            read += [f"volume {spec.volume}"] if spec.volume is not None else []
+            read += [f"title {spec.title!r}"] if spec.title is not None else []
+            read += [f"language {spec.language}", f"groups {', '.join(spec.groups) or 'none'}"]
+            lines.append(f"{len(lines) + 1}. {path.name}: {'; '.join(read)} ({series.path.name})")
+        return lines, problems
 
     # --- which items, and when ----------------------------------------------------------------
 
@@ -233,8 +293,12 @@ class Watcher:
         return True
 
     def _due_times(self) -> list[float]:
-        """When each item still settling may be taken (archives that do not open wait for a change instead)."""
-        return [tracked.since + self.settle for tracked in self._tracked.values() if tracked.problem is None]
+        """When each item still settling may be taken (archives that do not open wait for a change instead),
+        and when publishing resumes after a problem outside the items."""
+        due = [tracked.since + self.settle for tracked in self._tracked.values() if tracked.problem is None]
+        if self._paused_until is not None and self._tracked:
+            due = [max(when, self._paused_until) for when in due]
+        return due
 
     def _report(self, name: str, what: str, text: str) -> None:
         if self._reported.get(name) != what:
@@ -245,7 +309,7 @@ class Watcher:
 
     def _process(self, path: Path, series: Series) -> ItemResult:
         name = path.name
-        self._tracked.pop(name, None)
+        tracked = self._tracked.pop(name, None)
         self._reported.pop(name, None)
         manifest = None
         try:
@@ -255,14 +319,30 @@ class Watcher:
         except AuthError:
             raise
         except MdUploadError as exc:
+            if outside_the_chapter(exc):
+                return self._deferred(path, series, tracked, str(exc))
             return self._failed(path, series, manifest, str(exc))
         except Exception as exc:  # a bug must not stop an unattended watcher: the item is set aside, with the reason
             _log.debug("publishing %s failed", path, exc_info=True)
             return self._failed(path, series, manifest, redact(f"unexpected error ({type(exc).__name__}): {exc}"))
         chapters = document.get("chapters") or []
         if document.get("ok") and len(chapters) == 1 and chapters[0].get("status") in ("uploaded", "skipped"):
+            self._outside_problems, self._paused_until = 0, None
             return self._done(path, series, manifest, chapters[0])
+        if chapters and all(chapter.get("retry_later") for chapter in chapters):
+            return self._deferred(path, series, tracked, _describe(document))
         return self._failed(path, series, manifest, _describe(document))
+
+    def _deferred(self, path: Path, series: Series, tracked: _Tracked | None, reason: str) -> ItemResult:
+        """A problem outside the item: it stays in the inbox, and publishing pauses for a growing delay."""
+        if tracked is not None:
+            self._tracked[path.name] = tracked  # still settled: taken again as soon as the pause ends
+        self._outside_problems += 1
+        delay = min(self.retry_max, self.retry_first * 2 ** (self._outside_problems - 1))
+        self._paused_until = self._clock() + delay
+        self._log(f"{path.name}: not published ({reason.splitlines()[0]}); this is not a problem of the item, so it "
+                  f"stays in the inbox; retry {self._outside_problems} in {delay:g} s.")
+        return ItemResult(path.name, series.path, "deferred", None, None, reason)
 
     def _done(self, path: Path, series: Series, manifest: Manifest, chapter: dict) -> ItemResult:
         status, chapter_id = chapter["status"], chapter.get("chapter_id")
@@ -447,8 +527,12 @@ def _lock(inbox: Path):
 
 
 def run_watch(inbox, series_paths: Sequence, *, publish: Publish, settle: float = SETTLE_S, once: bool = False,
-              rescan_every: float = 10.0, log: Callable[[str], None] = _to_stderr) -> int:
+              rescan_every: float = 10.0, log: Callable[[str], None] = _to_stderr, retry_first: float = RETRY_FIRST,
+              retry_max: float = RETRY_MAX, dry_run: bool = False) -> int:
     """`mdupload watch`: returns the exit code; raises MdUploadError (AuthError stops it with exit code 3).
+
+    With `dry_run`, list what would be published, in order, with how each name is read; exit 1 when an
+    item would go to failed/.
 
     With `once`, publish what is there and return 1 if an item failed (or matches several series), else 0.
     Without, watch until SIGINT or SIGTERM, finish the chapter in flight and return 0.
@@ -458,6 +542,11 @@ def run_watch(inbox, series_paths: Sequence, *, publish: Publish, settle: float 
         raise UsageError(f"the inbox {inbox} is not a folder.",
                          hint="Create it, or pass the folder that chapters are dropped in.")
     series = load_all_series(series_paths)
+    if dry_run:  # nothing is published, moved or locked
+        lines, problems = Watcher(inbox, series, publish, settle=settle, log=log).dry_run()
+        for line in lines + problems or [f"{inbox}: nothing to publish."]:
+            log(line)
+        return EXIT_FAILED if problems else EXIT_OK
     handle, holder = _lock(inbox)
     if handle is None:
         message = f"another `mdupload watch` (pid {holder}) is processing {inbox}"
@@ -466,7 +555,8 @@ def run_watch(inbox, series_paths: Sequence, *, publish: Publish, settle: float 
             return EXIT_OK
         raise UsageError(f"{message}.", hint="Stop it first, or watch another folder.")
     with handle, stop_on_signals(threading.Event(), log) as stop:
-        watcher = Watcher(inbox, series, publish, settle=settle, rescan_every=rescan_every, sleep=stop.wait, log=log)
+        watcher = Watcher(inbox, series, publish, settle=settle, rescan_every=rescan_every, sleep=stop.wait, log=log,
+                          retry_first=retry_first, retry_max=retry_max)
         log(f"watching {inbox} for {len(series)} series (taken once unchanged for {settle:g} s)")
         if once:
             summary = watcher.run_once(stop)

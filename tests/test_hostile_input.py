@@ -220,7 +220,7 @@ def corpus(tmp_path_factory):
     before = {"series": snapshot(series), "outside": snapshot(outside)}
     env = {k: v for k, v in os.environ.items() if not k.startswith("MDUPLOAD_")}
     env["TMPDIR"] = str(scratch)
-    run = subprocess.run([sys.executable, "-m", "mdupload", "validate", "--json", "manifest.yaml"], env=env,
+    run = subprocess.run([sys.executable, "-m", "mdupload", "validate", "--offline", "--json", "manifest.yaml"], env=env,
                          cwd=series, capture_output=True, text=True, timeout=300, check=False)
     return {"cases": cases, "sources": sources, "run": run, "root": root, "series": series, "outside": outside,
             "scratch": scratch, "before": before}
@@ -278,7 +278,7 @@ def test_a_hostile_manifest_is_one_clear_error_naming_the_line(tmp_path, case):
     (tmp_path / "manifest.yaml").write_text(text, encoding="utf-8")
     os.mkfifo(tmp_path / "pipe.cbz")
     (tmp_path / "loop").symlink_to(tmp_path / "loop")
-    run = subprocess.run([sys.executable, "-m", "mdupload", "validate", "manifest.yaml"], cwd=tmp_path, timeout=60,
+    run = subprocess.run([sys.executable, "-m", "mdupload", "validate", "--offline", "manifest.yaml"], cwd=tmp_path, timeout=60,
                          capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL)
     assert run.returncode == 2, run.stderr
     lines = run.stderr.strip().splitlines()

@@ -751,7 +751,7 @@ def test_validate_shows_each_schedule_in_utc_and_local_time_and_warns_of_a_past_
     Image.new("RGB", (800, 1200), "white").save(series / "c1" / "1.png")
     text = HEAD + entry('"1"', "pages: c1", "publish_at: 2030-12-24T18:00:00+09:00") + entry(
         '"2"', "pages: c1", "publish_at: 2020-01-01T12:00:00Z")
-    result = CliRunner().invoke(main, ["validate", str(write(series, text))])
+    result = CliRunner().invoke(main, ["validate", "--offline", str(write(series, text))])
     assert result.exit_code == 0, result.output
     assert "  scheduled for 2030-12-24 09:00 UTC (10:00 CET, +01:00 here)" in result.output
     assert "warning: " in result.output and ":10 (chapter 2): `publish_at` 2020-01-01 12:00 UTC" in result.output

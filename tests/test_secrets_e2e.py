@@ -149,7 +149,15 @@ def recipes(world: World) -> dict[str, list]:
         "verify": [(["verify", manifest, "--download", "--json"], stored, (0,))],
         "pull": [lambda: (["pull", uploaded_chapter(world), str(world.root / "pulled"), "--json"], stored, (0,))],
         "logout": [(["logout", "--json"], env, (0,))],
+        "init": [lambda: (["init", str(releases(world))], world.hosts_env, (0,))],
     }
+
+
+def releases(world: World) -> Path:
+    """A folder holding one release named by the convention, for `mdupload init`."""
+    folder = world.root / "releases"
+    shutil.copytree(EXAMPLE.parent / "chapters" / "c001", folder / "The Sandbox Chronicles - c001 [Sandbox Scans]")
+    return folder
 
 
 ORDER = ["login", "whoami", "validate", "upload", "sessions", "status", "archive", "watch", "verify", "pull"]

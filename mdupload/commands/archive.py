@@ -17,6 +17,7 @@ from ..errors import EXIT_FAILED, EXIT_OK
 from ..lanraragi import LanraragiClient
 from ..manifest import load_manifest
 from ..output import Reporter, print_json
+from ..selection import select_chapters
 from .options import (
     api_options,
     chapter_option,
@@ -39,7 +40,7 @@ from .options import (
 @api_options
 @ledger_option
 @json_flag
-def archive(manifest, chapters, to, quiet, api_url, dev, ledger_path, as_json):
+def archive(manifest, chapters, exclude, to, quiet, api_url, dev, ledger_path, as_json):
     """Store each published chapter of MANIFEST in a LANraragi library as a .cbz with ComicInfo.xml.
 
     The API key comes from MDUPLOAD_LANRARAGI_KEY. The category and extra tags come from the manifest's
@@ -47,7 +48,7 @@ def archive(manifest, chapters, to, quiet, api_url, dev, ledger_path, as_json):
     """
     settings = settings_for(api_url=api_url, dev=dev, ledger=ledger_path)
     loaded = load_manifest(manifest, settings.environ)
-    specs = loaded.select(chapters)
+    specs = select_chapters(loaded, chapters, exclude)
     target = resolve_target(loaded, to, environ=settings.environ)
     ledger = open_ledger(settings)
     reporter = Reporter(quiet=quiet)

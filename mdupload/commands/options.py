@@ -8,8 +8,10 @@ import click
 
 from ..accounts.resolve import client_for
 from ..ci import GitHubActions
+from ..identify import Catalogue, Identified, identify
 from ..ledger import Ledger
 from ..mangadex.client import Hosts, MangaDexClient, resolve_hosts
+from ..manifest import Manifest
 from ..settings import Environment, Settings
 from ..upload import DEFAULT_CONCURRENCY, STALE_AFTER_MIN
 
@@ -23,8 +25,13 @@ def json_flag(f):
                         help="Write one JSON result document to stdout (people's output stays on stderr).")(f)
 
 
-chapter_option = click.option("--chapter", "chapters", multiple=True, metavar="N",
-                              help="Only this chapter number (repeatable; 'oneshot' for a oneshot).")
+def chapter_option(f):
+    """--chapter and --exclude: lists and ranges of chapter numbers (selection.py)."""
+    f = click.option("--exclude", "exclude", multiple=True, metavar="LIST",
+                     help="Leave out these chapters (same forms as --chapter).")(f)
+    return click.option("--chapter", "chapters", multiple=True, metavar="LIST",
+                        help="Only these chapters: 12, 1-6, 1,3,7-9 or oneshot (repeatable; numbers in "
+                             "MangaDex's order, 1 < 1.5 < 2 < 10 < 10a).")(f)
 fix_option = click.option(
     "--fix", is_flag=True,
     help="Repair fixable pages (split long strips, convert formats, re-encode oversize pages) into a work "
@@ -89,3 +96,9 @@ def open_ledger(settings: Settings) -> Ledger:
 
 def github(settings: Settings) -> GitHubActions:
     return GitHubActions(settings.environ)
+
+
+def identify_ids(loaded: Manifest, settings: Settings, *, unreachable_hint: str) -> Identified:
+    """The manifest's manga and groups as MangaDex names them (public reads: no sign-in); an unknown one is a
+    ManifestError at its own line (identify.py)."""
+    return identify(loaded, Catalogue(reading_client(settings)), unreachable_hint=unreachable_hint)

@@ -6,6 +6,7 @@ import click
 
 from ..manifest import load_manifest
 from ..output import print_json, status_line
+from ..selection import select_chapters
 from ..status import chapter_statuses
 from .options import (
     api_options,
@@ -25,7 +26,7 @@ from .options import (
 @api_options
 @ledger_option
 @json_flag
-def status(manifest, chapters, api_url, dev, ledger_path, as_json):
+def status(manifest, chapters, exclude, api_url, dev, ledger_path, as_json):
     """Show what the ledger knows of each chapter of the manifest.
 
     Each chapter is not started, in progress (its state, pages uploaded / total, its session, and
@@ -35,7 +36,7 @@ def status(manifest, chapters, api_url, dev, ledger_path, as_json):
     """
     settings = settings_for(api_url=api_url, dev=dev, ledger=ledger_path)
     loaded = load_manifest(manifest, settings.environ)
-    specs = loaded.select(chapters)
+    specs = select_chapters(loaded, chapters, exclude)
     statuses = chapter_statuses(loaded, specs, open_ledger(settings), hosts_of(settings).api_url)
     for spec, chapter in zip(specs, statuses, strict=True):
         click.echo(status_line(spec.label, chapter), err=True)

@@ -11,7 +11,8 @@ from ..archive import resolve_target
 from ..errors import EXIT_AUTH, EXIT_FAILED, EXIT_OK
 from ..manifest import load_manifest
 from ..output import Reporter, print_json, publication_json, show_publication
-from ..publish import publish_manifest
+from ..publish import publish_manifest, require_terms
+from ..selection import select_chapters
 from ..upload import DEFAULT_CONCURRENCY, UploadOptions
 from .options import (
     accept_terms_option,
@@ -21,6 +22,7 @@ from .options import (
     github,
     host_options,
     hosts_of,
+    identify_ids,
     json_flag,
     ledger_option,
     manifest_argument,
@@ -45,6 +47,9 @@ from .options import (
 @click.option("--deep", is_flag=True, help="Decode every page fully before uploading.")
 @fix_option
 @click.option("--dry-run", is_flag=True, help="Check, then print what would be sent; upload nothing.")
+@click.option("--skip-invalid", is_flag=True,
+              help="Publish the chapters that pass their checks and report the others (exit 1), instead of "
+                   "uploading nothing when one fails.")
 @quiet_option
 @click.option("--archive", is_flag=True,
               help="Then store the published chapters in LANraragi (the manifest's lanraragi: section, or "
@@ -53,24 +58,30 @@ from .options import (
 @host_options
 @ledger_option
 @json_flag
-def upload(manifest, chapters, accept_terms, stale_after, abandon_open, force_new, replace, concurrency, deep, fix,
-           dry_run, quiet, archive, archive_to, api_url, auth_url, dev, ledger_path, as_json):
+def upload(manifest, chapters, exclude, accept_terms, stale_after, abandon_open, force_new, replace, concurrency, deep,
+           fix, dry_run, skip_invalid, quiet, archive, archive_to, api_url, auth_url, dev, ledger_path, as_json):
     """Check, then publish the manifest's chapters to MangaDex."""
     settings = settings_for(api_url=api_url, auth_url=auth_url, dev=dev, ledger=ledger_path,
                             accept_terms=accept_terms)
     loaded = load_manifest(manifest, settings.environ)
-    specs = loaded.select(chapters)
+    specs = select_chapters(loaded, chapters, exclude)
     reporter = Reporter(quiet=quiet)
     options = UploadOptions(stale_after=timedelta(minutes=stale_after), abandon_open=abandon_open,
                             force_new=force_new, replace=replace, concurrency=concurrency or DEFAULT_CONCURRENCY)
     # a missing server or a bad category stops the command before any upload
-    archive_target = (resolve_target(loaded, archive_to, environ=settings.environ) if archive and not dry_run
-                      else None)
+    archive_target = (resolve_target(loaded, archive_to, environ=settings.environ, option="--archive-to")
+                      if archive and not dry_run else None)
+    if not dry_run:  # a wrong id is found at its manifest line, before anything is uploaded
+        require_terms(loaded, settings.accept_terms)  # before any network call
+        for line in identify_ids(loaded, settings, unreachable_hint="Nothing was uploaded; run the same command "
+                                                                    "again once MangaDex answers.").lines():
+            reporter.info(line)
     api = hosts_of(settings).api_url
     publication = publish_manifest(loaded, specs, settings, reporter=reporter, options=options,
                                    connect=lambda: signed_in_client(settings),
                                    ledger=None if dry_run else open_ledger(settings), api_url=api, deep=deep,
-                                   fix=fix, dry_run=dry_run, archive_target=archive_target)
+                                   fix=fix, dry_run=dry_run, skip_invalid=skip_invalid,
+                                   archive_target=archive_target)
     show_publication(reporter, publication)
     github(settings).annotate_publication(publication, loaded, api)
     if as_json:

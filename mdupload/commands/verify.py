@@ -17,6 +17,7 @@ from ..athome import AtHomeReader
 from ..errors import EXIT_FAILED, EXIT_OK
 from ..manifest import load_manifest
 from ..output import Reporter, WaitNotice, print_json, show_check
+from ..selection import select_chapters
 from ..verify import local_pages_from_disk, verify_chapters
 from .options import (
     api_options,
@@ -43,7 +44,7 @@ from .options import (
 @api_options
 @ledger_option
 @json_flag
-def verify(manifest, chapters, wait_minutes, download, quiet, api_url, dev, ledger_path, as_json):
+def verify(manifest, chapters, exclude, wait_minutes, download, quiet, api_url, dev, ledger_path, as_json):
     """Check that MangaDex@Home serves each published chapter of MANIFEST whole and in order.
 
     A chapter MangaDex is still processing is reported as such and is not an error (exit 0); a
@@ -51,7 +52,7 @@ def verify(manifest, chapters, wait_minutes, download, quiet, api_url, dev, ledg
     """
     settings = settings_for(api_url=api_url, dev=dev, ledger=ledger_path)
     loaded = load_manifest(manifest, settings.environ)
-    specs = loaded.select(chapters)
+    specs = select_chapters(loaded, chapters, exclude)
     ledger = open_ledger(settings)
     reporter = Reporter(quiet=quiet)
     reader = AtHomeReader(reading_client(settings), environ=settings.environ)

@@ -127,6 +127,14 @@ class Chapter:
 
 
 @dataclass(frozen=True)
+class Title:
+    """A manga or a scanlation group as the catalogue names it: its id and its title (or name)."""
+
+    id: str
+    name: str
+
+
+@dataclass(frozen=True)
 class UploadFile:
     """One part of a batch: a file on disk, the name MangaDex will know it by, its real MIME type."""
 
@@ -303,6 +311,35 @@ class MangaDexClient:
         answer = self.transport.api("PUT", f"/chapter/{_segment(chapter_id)}", json={**fields, "version": version})
         return _parse("PUT /chapter/{id}", True, _chapter, _data(answer.data))
 
+    # --- the catalogue (public: no sign-in) ---------------------------------------------------
+
+    def get_manga(self, manga_id: str) -> Title | None:
+        """GET /manga/{id}: the manga and its title; None when MangaDex has no such manga (404)."""
+        answer = self.transport.api("GET", f"/manga/{_segment(manga_id)}", authed=False, allow=(404,))
+        if answer.status == 404:
+            return None
+        return _parse("GET /manga/{id}", False, _manga, _data(answer.data))
+
+    def search_manga(self, title: str, limit: int = 10) -> list[Title]:
+        """GET /manga?title=: the mangas whose title contains `title`, best matches first (every content rating)."""
+        params = [("title", title), ("limit", str(limit)), ("order[relevance]", "desc")]
+        params += [("contentRating[]", rating) for rating in limits.CONTENT_RATINGS]
+        answer = self.transport.api("GET", "/manga", params=params, authed=False)
+        return _parse("GET /manga", False, lambda d: [_manga(m) for m in d["data"]], answer.data)
+
+    def get_group(self, group_id: str) -> Title | None:
+        """GET /group/{id}: the scanlation group and its name; None when MangaDex has no such group (404)."""
+        answer = self.transport.api("GET", f"/group/{_segment(group_id)}", authed=False, allow=(404,))
+        if answer.status == 404:
+            return None
+        return _parse("GET /group/{id}", False, _group, _data(answer.data))
+
+    def search_groups(self, name: str, limit: int = 10) -> list[Title]:
+        """GET /group?name=: the scanlation groups whose name contains `name`."""
+        params = [("name", name), ("limit", str(limit)), ("order[relevance]", "desc")]
+        answer = self.transport.api("GET", "/group", params=params, authed=False)
+        return _parse("GET /group", False, lambda d: [_group(g) for g in d["data"]], answer.data)
+
     def auth_check(self) -> dict:
         """GET /auth/check: `isAuthenticated`, `roles`, `permissions` of the current token."""
         answer = self.transport.api("GET", "/auth/check")
@@ -409,6 +446,17 @@ def _chapter(data: dict) -> Chapter:
         version=int(attributes.get("version") or 1),
         publish_at=_datetime(publish_at) if publish_at else None,
     )
+
+
+def _manga(data: dict) -> Title:
+    """A Manga entity; its title in English when it has one, else in the first language it is given in."""
+    titles = _object(data["attributes"]["title"])
+    title = titles.get("en") or next((t for t in titles.values() if isinstance(t, str) and t), None)
+    return Title(_text(data["id"]).lower(), _text(title) if title else "(no title)")
+
+
+def _group(data: dict) -> Title:
+    return Title(_text(data["id"]).lower(), _text(data["attributes"]["name"]))
 
 
 def _at_home(data: Any) -> dict:
