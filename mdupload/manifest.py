@@ -45,7 +45,7 @@ from .limits import (
     MAX_GROUPS,
     TITLE_MAX_LENGTH,
 )
-from .vocabulary import ChapterKey, chapter_label
+from .vocabulary import PRODUCTION_API, ChapterKey, chapter_label
 
 MAX_BYTES = 256 * 1024  # 1,000 chapters take about 100 KB
 MAX_DEPTH = 20  # the format nests 4 levels deep
@@ -623,8 +623,9 @@ def _build(data: dict, marks: _Marks, path: Path, environ: Mapping[str, str]) ->
             line=line,
             replace=entry.get("replace", False),
         )
-        identity = ChapterKey.of(api="", manga="", language=spec.language, groups=spec.groups, volume=spec.volume,
-                                 chapter=spec.chapter, title=spec.title)
+        # One manifest is one manga, published to one API: the other parts of the key tell its chapters apart.
+        identity = ChapterKey.of(api=PRODUCTION_API, manga="", language=spec.language, groups=spec.groups,
+                                 volume=spec.volume, chapter=spec.chapter, title=spec.title)
         same = seen.setdefault(identity, line)
         if same != line:
             raise ManifestError(f"{identity.label} is listed twice, at lines {same} and {line}.",

@@ -438,3 +438,35 @@ def test_a_title_correction_killed_at_its_call_is_finished_by_the_rerun(sandbox,
     assert chapter["title"] == "Renamed" and [p["fileHash"] for p in chapter["pages"]] == [
         p.sha256 for p in original.pages]
     assert ChapterUpload(client, ledger, renamed, options).run().status == "skipped"
+
+
+def test_watch_publishes_two_volume_only_releases_and_reports_a_changed_one_without_publishing_it(sandbox,
+                                                                                                  tmp_path):
+    import shutil
+
+    from PIL import Image
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    series_file = tmp_path / "demo.yaml"
+    series_file.write_text(f"manga: {MANGA}\ngroups: []\nlanguage: en\nmatch: Demo Series\nterms_accepted: true\n")
+    pages = Path(__file__).parent.parent / "manifests" / "chapters" / "c002.5"
+    for name in ("Demo Series v05 [Demo Scans]", "Demo Series v06 [Demo Scans]"):
+        shutil.copytree(pages, inbox / name)
+    env = cli_env(sandbox, tmp_path / "ledger.sqlite")
+    args = ["watch", str(inbox), "--series", str(series_file), "--settle", "0", "--once"]
+    run = run_cli(args, env)
+    assert run.code == 0, run.stderr
+    volumes = sorted((c["volume"], c["chapter"]) for c in sandbox.state()["chapters"])
+    assert volumes == [("5", None), ("6", None)]  # two releases, neither taken for the other
+    receipts = {name: json.loads((inbox / "done" / f"{name}.json").read_text())
+                for name in ("Demo Series v05 [Demo Scans]", "Demo Series v06 [Demo Scans]")}
+    assert {r["status"] for r in receipts.values()} == {"uploaded"}
+    # Volume 5 again, one page changed: reported (the series file does not say `replace: true`), not published.
+    again = inbox / "Demo Series v05 [Demo Scans]"
+    shutil.copytree(pages, again)
+    Image.new("RGB", (640, 960), (0, 90, 200)).save(again / "1.png")
+    run = run_cli(args, env)
+    assert run.code == 0, run.stderr
+    assert "changed since it was published" in run.stderr and "--replace" in run.stderr
+    assert len(sandbox.state()["chapters"]) == 2
