@@ -87,7 +87,8 @@ def table(results: list[ScenarioResult], wall: float) -> str:
         ("CLI runs", runs),
         ("reruns", sum(r.reruns for r in results)),
         ("kills (SIGKILL)", sum(kills_by_point.values())),
-        *((f"  at {point}", kills_by_point[point]) for point in KILL_POINTS),
+        *((f"  at {point}", kills_by_point[point]) for point in dict.fromkeys(KILL_POINTS + EDIT_KILL_POINTS)
+          if point in kills_by_point or point in KILL_POINTS),
         ("  kill points not reached", kills_missed),
         ("API requests", sum(r.requests for r in results)),
         ("faults injected", sum(faults.values())),
