@@ -28,7 +28,7 @@ from what was published (without --replace the difference is said, and the chapt
   commit gives the new order, and the chapter keeps its id. A rerun after a kill finds the edit
   unfinished (its last begin was an EDITING) and resumes it: its open edit session is taken back,
   or a new one begun (a commit that went through leaves nothing to send, and commits the same pages).
-- UPDATING is written before PUT /chapter/{id} (with its version): idempotent, redone on a rerun.
+- UPDATING is written before PUT /chapter/{id} (with its version): idempotent, redone by a rerun with --replace.
 - A stale version (409) is read again and tried once more, then explained.
 
 What the ledger holds at each instant is enough to decide, after a kill, without guessing:
