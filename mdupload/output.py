@@ -202,6 +202,7 @@ def chapter_result_json(result: ChapterResult) -> dict[str, Any]:
         "failed_pages": result.failed_pages,
         "notices": result.notices,
         "retry_later": result.retry_later,
+        "timings": result.timings.to_json(),
     }
 
 
@@ -289,7 +290,8 @@ def publication_json(publication: Publication) -> dict[str, Any]:
                 "chapters": [_dry_run_json(p) for p in outcome.plans] + set_aside}
     summary = publication.summary
     chapters = [dict(chapter_result_json(r), url=summary.link(r)) for r in outcome.results]
-    document: dict[str, Any] = {"ok": publication.ok, "chapters": chapters + set_aside, "summary": summary.to_json()}
+    document: dict[str, Any] = {"ok": publication.ok, "chapters": chapters + set_aside, "summary": summary.to_json(),
+                                "timings": {name: round(seconds, 3) for name, seconds in outcome.timings.items()}}
     if outcome.signed_out is not None:
         document.update(error=str(outcome.signed_out), signed_out=True)
     if publication.archived is not None:

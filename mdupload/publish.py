@@ -17,12 +17,14 @@ selected chapter fails its checks:
   reported as not uploaded with the reason (the published ones are skipped on the rerun).
 - While a chapter uploads, the questions its successor will ask first (is it on MangaDex already?
   will it wait for approval?) are asked ahead, so that the next session begins right after the
-  commit's answer; with --deep, the first chapter's are asked (and the client signs in) while it is
-  decoded.
+  commit's answer. The first chapter's (and which session is open) are asked, and the client signs
+  in, while the local checks run: none of that changes anything on MangaDex, and when a check fails
+  it is dropped, unseen.
 """
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import threading
 import time
@@ -51,6 +53,9 @@ from .upload import (
     wait_until_listed,
 )
 from .vocabulary import PUBLISHED_STATES, Status
+
+
+_log = logging.getLogger("mdupload.publish")
 
 
 def require_terms(manifest: Manifest, accept_terms: bool) -> None:
@@ -114,6 +119,9 @@ class UploadOutcome:
     results: list[ChapterResult] = field(default_factory=list)
     signed_out: AuthError | None = None  # MangaDex stopped accepting the sign-in mid-run: the rest was not tried
     set_aside: list[ChapterReport] = field(default_factory=list)  # failed their checks; --skip-invalid went on
+    # Seconds: checks_s (the local checks, from the start), sign_in_and_lookups_s (from the start, overlapping
+    # them), chapters_s (from the checks' end to the last chapter's end), listing_wait_s (wait_until_listed)
+    timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def checks_passed(self) -> bool:
@@ -135,26 +143,34 @@ def upload_manifest(manifest: Manifest, specs: list[ChapterSpec], workdir: Path,
     Nothing is uploaded when any selected chapter fails its checks (with --deep, the decoding of a
     later chapter runs while earlier ones upload: see the module's docstring), unless `skip_invalid`:
     then the chapters that fail their quick checks are set aside (`set_aside`) and the others go out.
-    `connect` is called only when there is something to upload, so a dry run or a failed check needs
-    no credentials. `api_url`: the MangaDex the client of `connect` talks to (part of every chapter's
-    identity).
+    `connect` (and the first chapter's questions) run while the checks do, except in a dry run; when
+    nothing is uploaded after all, what they said is dropped, so a failed check needs no credentials.
+    `api_url`: the MangaDex the client of `connect` talks to (part of every chapter's identity).
     """
+    signing_in: Future | None = None
+    started = time.perf_counter()
     if not dry_run:
         require_terms(manifest, accept_terms)
         specs = _interrupted_first(manifest, specs, ledger, api_url)
+        early = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mdupload-sign-in")
+        signing_in = early.submit(_sign_in_ahead, connect, manifest, specs[0] if specs else None, started)
+        early.shutdown(wait=False)
     # A dry run shows exactly what would be sent: every check, --deep included, comes first.
-    outcome = UploadOutcome(reports=check_all(specs, workdir, deep=deep and dry_run, fix=fix,
-                                                 fix_cache=fix_cache))
+    try:
+        outcome = UploadOutcome(reports=check_all(specs, workdir, deep=deep and dry_run, fix=fix,
+                                                     fix_cache=fix_cache))
+    except BaseException:
+        _drop_sign_in(signing_in)
+        raise
+    outcome.timings["checks_s"] = time.perf_counter() - started
     if skip_invalid:
         outcome.set_aside = [r for r in outcome.reports if not r.ok]
-    if not outcome.checks_passed:
-        return outcome
     reports = [r for r in outcome.reports if r.ok]
     specs = [r.spec for r in reports]
-    if dry_run:
-        outcome.plans = [build_plan(manifest, r, api_url) for r in reports]
-        return outcome
-    if not specs:  # --skip-invalid set every chapter aside
+    if not outcome.checks_passed or dry_run or not specs:  # (no specs: --skip-invalid set every chapter aside)
+        _drop_sign_in(signing_in)  # a failed check needs no credentials: whatever signing in said is not shown
+        if dry_run and outcome.checks_passed:
+            outcome.plans = [build_plan(manifest, r, api_url) for r in reports]
         return outcome
     checker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mdupload-deep-check")
     lookahead = None
@@ -164,10 +180,7 @@ def upload_manifest(manifest: Manifest, specs: list[ChapterSpec], workdir: Path,
                         for index, spec in enumerate(specs)]
         else:
             prepared = [_done(report) for report in reports]
-        client = connect()
-        lookahead = LookAhead(client)
-        if deep:  # signing in and the first chapter's lookups overlap its decoding
-            lookahead.ask_ahead(manifest, specs[0])
+        client, lookahead, outcome.timings["sign_in_and_lookups_s"] = signing_in.result()
         for index, spec in enumerate(specs):
             stop = _failed_check(specs, prepared, index)
             if stop is None and not prepared[index].done():
@@ -190,6 +203,7 @@ def upload_manifest(manifest: Manifest, specs: list[ChapterSpec], workdir: Path,
                 result = upload.run()
             except AuthError as exc:  # every later chapter would fail the same way
                 outcome.signed_out, result = exc, upload.result
+            _log.info("%s: where the time went: %s", plan.label, result.timings.line())
             reporter.finish_chapter(result)
             outcome.results.append(result)
             if outcome.signed_out is not None:
@@ -199,9 +213,13 @@ def upload_manifest(manifest: Manifest, specs: list[ChapterSpec], workdir: Path,
                     reporter.finish_chapter(result)
                     outcome.results.append(result)
                 break
+        outcome.timings["chapters_s"] = time.perf_counter() - started - outcome.timings["checks_s"]
         if outcome.signed_out is None:
+            listing_started = time.perf_counter()
             for notice in wait_until_listed(client, outcome.results):
                 reporter.info(notice)
+            outcome.timings["listing_wait_s"] = time.perf_counter() - listing_started
+        _log.info("the run's time: %s", ", ".join(f"{name} {seconds:.2f}" for name, seconds in outcome.timings.items()))
     finally:
         checker.shutdown(wait=True, cancel_futures=True)
         if lookahead is not None:
@@ -268,6 +286,29 @@ def _interrupted_first(manifest: Manifest, specs: list[ChapterSpec], ledger: Led
         return record is not None and record.session_id is not None and record.state not in PUBLISHED_STATES
 
     return sorted(specs, key=lambda spec: not interrupted(spec))
+
+
+def _sign_in_ahead(connect: Callable[[], MangaDexClient], manifest: Manifest, first: ChapterSpec | None,
+                   started: float) -> tuple[MangaDexClient, LookAhead, float]:
+    """While the local checks run: the client, signed in by the first chapter's questions asked ahead (is it
+    published? which session is open? will it wait for approval?); and the seconds this took from `started`."""
+    client = connect()
+    lookahead = LookAhead(client)
+    if first is not None:
+        lookahead.ask_ahead(manifest, first, session=True)
+        lookahead.answered()
+    return client, lookahead, time.perf_counter() - started
+
+
+def _drop_sign_in(signing_in: Future | None) -> None:
+    """The run uploads nothing: signing in ahead is waited for and forgotten, its failure unseen."""
+    if signing_in is None:
+        return
+    try:
+        _, lookahead, _ = signing_in.result()
+    except Exception:  # noqa: BLE001 - nothing is uploaded, so a missing or refused sign-in is no news
+        return
+    lookahead.close()
 
 
 def _deep_check(spec: ChapterSpec, workdir: Path, fix: bool, fix_cache: Path | None) -> ChapterReport:
@@ -367,11 +408,13 @@ class _FirstBatchSignal(UploadEvents):
 
 
 class LookAhead:
-    """The first questions about the next chapter, asked while the current one uploads (upload.ChapterLookups).
+    """The first questions about a chapter, asked ahead (upload.ChapterLookups): the first chapter's while the
+    local checks run, each later one's while its predecessor uploads.
 
-    `find_chapters` (is it on MangaDex already?) and `check_approval_required` answer from what was
-    asked ahead, once, when the answer is younger than FRESH_S; any other question, and any question
-    asked ahead that failed, goes to MangaDex at the moment the state machine asks it.
+    `find_chapters` (is it on MangaDex already?), `check_approval_required` and, for the first chapter,
+    `get_open_session` answer from what was asked ahead, once, when the answer is younger than FRESH_S;
+    any other question, and any question asked ahead that failed, goes to MangaDex at the moment the
+    state machine asks it.
     """
 
     FRESH_S = 120.0
@@ -383,13 +426,18 @@ class LookAhead:
         self._answers: dict[tuple, tuple[float, Future]] = {}
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mdupload-ask-ahead")
 
-    def ask_ahead(self, manifest: Manifest, spec: ChapterSpec) -> None:
+    def ask_ahead(self, manifest: Manifest, spec: ChapterSpec, *, session: bool = False) -> None:
+        """`session`: also which session is open, a question asked ahead only for a run's first chapter (later,
+        the open session is the current chapter's own until its commit). The questions are asked in the order
+        the state machine asks them."""
         questions = {
             ("find_chapters", manifest.manga, spec.chapter, spec.language, tuple(spec.groups)):
                 lambda: self._client.find_chapters(manifest.manga, spec.chapter, spec.language, spec.groups),
-            ("check_approval_required", manifest.manga, spec.language):
-                lambda: self._client.check_approval_required(manifest.manga, spec.language),
         }
+        if session:
+            questions[("get_open_session",)] = self._client.get_open_session
+        questions[("check_approval_required", manifest.manga, spec.language)] = \
+            lambda: self._client.check_approval_required(manifest.manga, spec.language)
         with self._lock:
             for key, ask in questions.items():
                 self._answers[key] = (self._clock(), self._pool.submit(ask))
@@ -401,6 +449,15 @@ class LookAhead:
     def check_approval_required(self, manga, locale):
         return self._answer(("check_approval_required", manga, locale),
                             lambda: self._client.check_approval_required(manga, locale))
+
+    def get_open_session(self):
+        return self._answer(("get_open_session",), self._client.get_open_session)
+
+    def answered(self) -> None:
+        """Wait until every question asked ahead so far has its answer (or its failure)."""
+        with self._lock:
+            pending = [future for _, future in self._answers.values()]
+        wait(pending)
 
     def _answer(self, key: tuple, ask: Callable):
         with self._lock:

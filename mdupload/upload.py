@@ -161,17 +161,17 @@ class UploadOptions:
 
 
 class ChapterLookups(Protocol):
-    """The two questions the state machine asks first about a chapter (publish.py's LookAhead asks them ahead)."""
+    """The questions the state machine asks first about a chapter (publish.py's LookAhead asks them ahead)."""
 
     def find_chapters(self, manga: str, chapter: str | None, language: str,
                       groups: Sequence[str]) -> list[Chapter]: ...
     def check_approval_required(self, manga: str, locale: str) -> bool: ...
+    def get_open_session(self) -> UploadSession | None: ...
 
 
 class UploadClient(ChapterLookups, Protocol):
     """What the state machine needs of MangaDex (mangadex/client.py's MangaDexClient; the tests' fakes)."""
 
-    def get_open_session(self) -> UploadSession | None: ...
     def begin_session(self, manga: str, groups: Sequence[str]) -> UploadSession: ...
     def upload_files(self, session_id: str, files: Sequence[UploadFile],
                      on_bytes: Callable[[int], None] | None = None) -> BatchResult: ...
@@ -200,6 +200,54 @@ class EarlierRun:
     at: datetime  # when it reached that state
 
 
+# What each state's work is, in the time report (`ChapterTimings.phases`)
+PHASE_OF_STATE = {
+    State.CHECKED: "duplicate_check",
+    State.FINDING_SESSION: "session_lookup",
+    State.ABANDONING: "abandon",
+    State.BEGINNING: "begin",
+    State.RESUMING: "resume",
+    State.UPLOADING: "upload",
+    State.RECONCILING: "reconcile",
+    State.COMMITTING: "commit",
+}
+
+
+@dataclass(frozen=True)
+class BatchTiming:
+    pages: int
+    bytes: int
+    seconds: float  # from the request's start to its answer (or its failure)
+    round: int  # 1: the first sending; 2 and on: the retries of what failed
+    accepted: int
+
+
+@dataclass
+class ChapterTimings:
+    """Where one chapter's time went, in seconds: each phase (`PHASE_OF_STATE`), each batch, and the wait for
+    the last answers once every byte of a round was sent (part of `upload`)."""
+
+    phases: dict[str, float] = field(default_factory=dict)
+    batches: list[BatchTiming] = field(default_factory=list)
+    last_answers_s: float = 0.0
+
+    def add(self, phase: str, seconds: float) -> None:
+        self.phases[phase] = self.phases.get(phase, 0.0) + seconds
+
+    def line(self) -> str:
+        """The report in one line, for -v: each phase, then the batches and the wait for the last answers."""
+        phases = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in self.phases.items())
+        batches = "; ".join(f"{b.pages} pages {b.bytes / 1e6:.1f} MB {b.seconds:.2f} s"
+                            + (f" (retry round {b.round - 1})" if b.round > 1 else "") for b in self.batches)
+        return f"{phases}; last answers {self.last_answers_s:.2f} s; batches: {batches or 'none'}"
+
+    def to_json(self) -> dict:
+        return {"phases": {name: round(s, 3) for name, s in self.phases.items()},
+                "last_answers_s": round(self.last_answers_s, 3),
+                "batches": [{"pages": b.pages, "bytes": b.bytes, "seconds": round(b.seconds, 3), "round": b.round,
+                             "accepted": b.accepted} for b in self.batches]}
+
+
 @dataclass
 class ChapterResult:
     plan: ChapterPlan
@@ -210,6 +258,7 @@ class ChapterResult:
     failed_pages: dict[str, str] = field(default_factory=dict)  # origin -> last reason
     retry_later: bool = False  # failed for a reason outside the chapter (outside_the_chapter)
     held_for_approval: bool = False  # MangaDex said it holds this chapter for staff approval
+    timings: ChapterTimings = field(default_factory=ChapterTimings)
 
 
 def listed_ids(client: ChapterLookups, plan: ChapterPlan) -> list[str]:
@@ -254,7 +303,7 @@ class ChapterUpload:
                  options: UploadOptions | None = None, events: UploadEvents | None = None,
                  sleep=time.sleep, now=lambda: datetime.now(UTC), *, lookups: ChapterLookups | None = None):
         self.client = client
-        self.lookups = lookups or client  # where the first two questions are answered (asked ahead, or now)
+        self.lookups = lookups or client  # where the first questions are answered (asked ahead, or now)
         self.ledger = ledger
         self.plan = plan
         self.options = options or UploadOptions()
@@ -269,6 +318,7 @@ class ChapterUpload:
         self.failures: dict[str, str] = {}  # upload_name -> last reason it failed
         self.upload_rounds = 0
         self.commit_attempts = 0
+        self._last_byte_at = time.perf_counter()  # when the latest byte of a batch was sent
         self._lock = threading.Lock()
 
     # --- the driver --------------------------------------------------------------------------
@@ -283,7 +333,11 @@ class ChapterUpload:
         self._record(state)
         try:
             while state not in FINAL_STATES:
-                following = getattr(self, f"_step_{state.lower()}")()
+                started = time.perf_counter()
+                try:
+                    following = getattr(self, f"_step_{state.lower()}")()
+                finally:
+                    self.result.timings.add(PHASE_OF_STATE[state], time.perf_counter() - started)
                 if following not in TRANSITIONS[state]:
                     raise AssertionError(f"illegal transition {state} -> {following}")
                 state = following
@@ -440,7 +494,7 @@ class ChapterUpload:
 
     def _step_finding_session(self) -> str:
         earlier = self.earlier
-        open_session = self.client.get_open_session()
+        open_session = self.lookups.get_open_session()
         if (earlier and earlier.state == State.COMMITTING and earlier.session_id and not self.options.force_new
                 and (open_session is None or open_session.id != earlier.session_id)):
             return self._earlier_commit_went_through(earlier.session_id)
@@ -650,19 +704,33 @@ class ChapterUpload:
         return State.RECONCILING
 
     def _upload(self, pages: list[PlannedPage]) -> None:
-        batches = [pages[i:i + limits.FILES_PER_REQUEST] for i in range(0, len(pages), limits.FILES_PER_REQUEST)]
-        with ThreadPoolExecutor(max_workers=max(1, self.options.concurrency)) as pool:
-            futures = [pool.submit(self._send_batch, batch) for batch in batches]
+        """Every thread sends the batch `BatchQueue` gives it next until none is left; the time from the round's
+        last byte to its last answer is the report's `last_answers_s`."""
+        queue = BatchQueue(pages, self.options.concurrency)
+        self._last_byte_at = time.perf_counter()
+
+        def send_all() -> None:
+            while batch := queue.take():
+                self._send_batch(batch)
+
+        with ThreadPoolExecutor(max_workers=queue.threads) as pool:
+            futures = [pool.submit(send_all) for _ in range(queue.threads)]
             for future in as_completed(futures):
                 future.result()
+        self.result.timings.last_answers_s += max(0.0, time.perf_counter() - self._last_byte_at)
+
+    def _bytes_sent(self, count: int) -> None:
+        self._last_byte_at = time.perf_counter()
+        self.events.bytes_sent(self.plan, count)
 
     def _send_batch(self, batch: list[PlannedPage]) -> None:
         files = [UploadFile(p.path, p.upload_name, p.mime) for p in batch]
+        started = time.perf_counter()
         try:
-            answer = self.client.upload_files(self.session.id, files,
-                                              on_bytes=lambda n: self.events.bytes_sent(self.plan, n))
+            answer = self.client.upload_files(self.session.id, files, on_bytes=self._bytes_sent)
         except (OutcomeUnknown, ServerError) as exc:
             # Whether the server kept these files is unknown: RECONCILING lists the session before re-sending.
+            self._time_batch(batch, started, accepted=0)
             with self._lock:
                 for p in batch:
                     self.failures[p.upload_name] = f"{NO_ANSWER} ({exc})"
@@ -674,6 +742,7 @@ class ChapterUpload:
             if page is not None and page.upload_name not in accepted:
                 accepted[page.upload_name] = sent.id
         reasons = [e.detail or e.title for e in answer.errors]
+        self._time_batch(batch, started, accepted=len(accepted))
         with self._lock:
             for name in by_name:
                 if name in accepted:
@@ -683,6 +752,12 @@ class ChapterUpload:
                     self.failures[name] = _reason_for(name, answer.errors) or "; ".join(reasons) or "refused"
         self.ledger.set_file_ids(self.plan.key, self.session.id, accepted)
         self.events.pages_done(self.plan, len(accepted))
+
+    def _time_batch(self, batch: list[PlannedPage], started: float, *, accepted: int) -> None:
+        timing = BatchTiming(len(batch), sum(p.size for p in batch), time.perf_counter() - started,
+                             self.upload_rounds, accepted)
+        with self._lock:
+            self.result.timings.batches.append(timing)
 
     def _step_reconciling(self) -> str:
         session = self.client.get_open_session()
@@ -755,6 +830,37 @@ class ChapterUpload:
             return State.COMMITTED
         self.result.chapter_id = chapter.id
         return State.COMMITTED  # recorded with the chapter id, the session forgotten in the same write
+
+
+class BatchQueue:
+    """The batches of one round, handed to whichever thread is free, scheduled by bytes for a short tail.
+
+    The largest pages go first, at most FILES_PER_REQUEST to a batch. The threads' first batches are
+    staggered (1/N, 2/N, ... of a full batch): equal batches sent together would end together, and the
+    link would stand idle while the server processes all of them at once. Once what is left fits in
+    one full batch per thread, it is cut into one batch per thread, so that the last ones finish
+    together and the last one the server processes is no larger than needed.
+    """
+
+    def __init__(self, pages: Sequence[PlannedPage], concurrency: int):
+        self._pages = sorted(pages, key=lambda p: p.size, reverse=True)
+        self.threads = max(1, min(concurrency, len(self._pages)))
+        self._handed = 0
+        self._tail_size: int | None = None
+        self._lock = threading.Lock()
+
+    def take(self) -> list[PlannedPage]:
+        with self._lock:
+            most = limits.FILES_PER_REQUEST
+            if self._handed < self.threads:
+                most = -(-most * (self._handed + 1) // self.threads)
+            elif self._tail_size is None and len(self._pages) <= self.threads * most:
+                self._tail_size = -(-len(self._pages) // self.threads)
+            if self._tail_size is not None:
+                most = self._tail_size
+            batch, self._pages = self._pages[:most], self._pages[most:]
+            self._handed += 1
+            return batch
 
 
 def _reason_for(name: str, errors) -> str | None:

@@ -1,25 +1,26 @@
 """`make bench`: how close mdupload comes to the floor that bandwidth and rate limits set, in flat memory.
 
 It starts the sandbox in its own process with a simulated network (150 ms added to every answer, a
-100 Mbit/s cap shared by every connection, 60 ms of processing per accepted file) and MangaDex's rate
-limits, generates a realistic chapter once (120 JPEG pages of about 1.25 MB, 150 MB in all, kept in
-.bench-cache/), and measures, each in a fresh process whose memory is sampled:
+bandwidth cap shared by every connection, 60 ms of processing per accepted file, no processing delay
+after a commit) and MangaDex's rate limits, generates a realistic chapter once (120 JPEG pages of
+about 1.25 MB, 150 MB in all, kept in .bench-cache/), and measures, each in a fresh process whose
+memory is sampled:
 
-1. mdupload with its defaults (the real publish flow: checks, then the state machine);
-2. the baseline: the method of MangaDex's own sample code (batches of 5, one request at a time)
-   through the same client;
-3. the floor: the larger of the chapter's bytes / bandwidth and the least time the rate limits allow
-   for the requests mdupload made, plus one round trip for each step that cannot overlap anything
-   (begin, commit).
+1. issue 18's matrix: the pages as one chapter and as five, at 40 and at 100 Mbit/s, published by
+   mdupload (the real publish flow) and by the one-request-at-a-time method of MangaDex's sample
+   code (batches of 5) through the same client, timed from the end of the local checks to the last
+   commit's answer, against the floor (`wire_floor`), with 429s, peak memory, the load average and
+   where mdupload's time went;
+2. the checks alone (quick and --deep over 500 pages) and the --fix benchmark (tests/bench_fixes.py);
+3. with --sweep, issue 5's figures: the --concurrency sweep, the chapter against the baseline at the
+   network of the command line, memory on a quarter of the chapter, --deep overlapped with uploads.
 
-Every measurement is the median of RUNS. It also sweeps --concurrency (the figures chose
-DEFAULT_CONCURRENCY), shows that peak memory does not grow with the chapter, times the checks alone
-(quick and --deep over 500 pages) and runs the --fix benchmark (tests/bench_fixes.py). Nothing is
-asserted: the figures are printed, with the targets of issue 5 beside them.
+The matrix is one run per figure unless --runs says otherwise (the machine is shared). Nothing is
+asserted: the figures are printed, with the targets beside them.
 
-    python -m tests.bench            # everything, about 10 minutes
-    python -m tests.bench --short    # one run per measurement, a smaller sweep: a quick look
-    python -m tests.bench --short --no-fixes --mbit 200 --latency-ms 150   # another network
+    python -m tests.bench                  # the matrix, the checks, --fix: about 6 minutes
+    python -m tests.bench --runs 3         # the median of 3 everywhere
+    python -m tests.bench --sweep --no-fixes --mbit 200 --latency-ms 150   # issue 5's figures elsewhere
 """
 
 from __future__ import annotations
@@ -210,6 +211,9 @@ class Run:
     rss_mb: float  # peak RSS of the process (ru_maxrss: exact)
     tree_rss_mb: float  # peak RSS of the process and its check workers together (sampled)
     requests: list[dict] = field(default_factory=list)
+    chapters: int = 1
+    after_checks_s: float = 0.0  # from the end of the local checks to the last commit's answer
+    breakdown: dict = field(default_factory=dict)  # mdupload's timings: the run's, and each chapter's
 
     @property
     def rate_limited(self) -> int:
@@ -256,7 +260,8 @@ class Runner:
             raise RuntimeError(f"the {method} run failed ({child.returncode}):\n{err}")
         result = json.loads(out.strip().splitlines()[-1])
         return Run(method, concurrency, pages, result["upload_s"], result["total_s"], result["status"],
-                   result["rss_mb"], peak.mb, self.sandbox.new_requests())
+                   result["rss_mb"], peak.mb, self.sandbox.new_requests(), chapters, result["after_checks_s"],
+                   result["breakdown"])
 
 
 class _TreePeak:
@@ -329,6 +334,7 @@ def _child(spec: dict) -> None:
     ledger = Ledger(Path(spec["ledger"]))
     options = UploadOptions(concurrency=spec["concurrency"]) if spec["concurrency"] else UploadOptions()
     reporter = Timing()
+    breakdown: dict = {}
     with tempfile.TemporaryDirectory(prefix="mdupload-bench-") as work:
         began = time.perf_counter()
         if spec["method"] == "mdupload":
@@ -337,9 +343,12 @@ def _child(spec: dict) -> None:
                                       deep=spec["deep"])
             if not outcome.checks_passed:
                 raise SystemExit(f"the checks failed: {[r.problems for r in outcome.reports]}")
+            after_checks_s = outcome.timings["chapters_s"]
+            breakdown = {"run": outcome.timings, "chapters": [r.timings.to_json() for r in outcome.results]}
         else:
             reports = check_all(specs, Path(work), deep=spec["deep"])
             plans = [build_plan(manifest, report, os.environ["MDUPLOAD_API_URL"]) for report in reports]
+            checked = time.perf_counter()
             client = connect()
             for plan in plans:
                 reporter.start_chapter(plan)
@@ -348,13 +357,14 @@ def _child(spec: dict) -> None:
                     reporter.finish_chapter(ChapterResult(plan, "uploaded"))
                 else:
                     reporter.finish_chapter(ChapterUpload(client, ledger, plan, options, reporter).run())
+            after_checks_s = reporter.finished - checked
         total_s = time.perf_counter() - began
     ledger.close()
     if reporter.failures or reporter.finished is None:
         raise SystemExit(f"not every chapter was published: {reporter.failures}")
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6
-    print(json.dumps({"upload_s": reporter.finished - reporter.started, "total_s": total_s, "status": "uploaded",
-                      "rss_mb": rss_mb}))
+    print(json.dumps({"upload_s": reporter.finished - reporter.started, "after_checks_s": after_checks_s,
+                      "total_s": total_s, "status": "uploaded", "rss_mb": rss_mb, "breakdown": breakdown}))
 
 
 def _baseline(client, plan) -> None:
@@ -394,6 +404,17 @@ def floor_seconds(run: Run) -> dict:
             "floor_s": max(transfer, rate_floor) + 2 * NETWORK.latency_s}
 
 
+def wire_floor(run: Run) -> dict:
+    """Issue 18's floor for the time after the checks: every byte at full bandwidth (or the least time the rate
+    limits allow for the requests made, if longer), plus for each chapter the round trips nothing can overlap:
+    its begin, the answer to its last batch (with the server's processing of one file, the smallest last
+    batch) and its commit. Signing in and the first questions may overlap the checks: they are not in it."""
+    figures = floor_seconds(run)
+    per_chapter = 3 * NETWORK.latency_s + NETWORK.processing_s
+    return figures | {"per_chapter_s": per_chapter,
+                      "floor_s": max(figures["transfer_s"], figures["rate_limit_s"]) + run.chapters * per_chapter}
+
+
 def _rate_floor(count: int, allowed: int, window: float) -> float:
     """Fixed windows, best case: `allowed` requests at once, then the next window."""
     return max(0, math.ceil(count / allowed) - 1) * window
@@ -424,6 +445,79 @@ def time_checks(folder: Path, runs: int) -> dict:
     return figures
 
 
+# --- issue 18: one chapter and five, at 40 and 100 Mbit/s ----------------------------------------------
+
+MATRIX_MBIT = (40, 100)
+MATRIX_CHAPTERS = (1, 5)  # the same 120 pages as one chapter, or as five of 24
+TARGET_WIRE_RATIO = 1.10
+
+
+def wire_matrix(chapter: Path, runs: int) -> list[dict]:
+    """Each configuration: mdupload and the one-request-at-a-time method, each in a fresh process, timed from
+    the end of the local checks to the last commit's answer, against the floor (`wire_floor`)."""
+    rows = []
+    bandwidth = NETWORK.bandwidth
+    try:
+        for mbit in MATRIX_MBIT:
+            NETWORK.bandwidth = int(mbit * 1e6 / 8)
+            with tempfile.TemporaryDirectory(prefix="mdupload-bench-") as scratch, \
+                    SandboxProcess(Path(scratch)) as sandbox:
+                runner = Runner(sandbox, chapter, Path(scratch))
+                for chapters in MATRIX_CHAPTERS:
+                    ours = [runner.run("mdupload", chapters=chapters) for _ in range(runs)]
+                    theirs = [runner.run("baseline", chapters=chapters) for _ in range(runs)]
+                    rows.append(_matrix_row(mbit, chapters, ours, theirs))
+                    _print_row(rows[-1])
+    finally:
+        NETWORK.bandwidth = bandwidth
+    return rows
+
+
+def _matrix_row(mbit: float, chapters: int, ours: list[Run], theirs: list[Run]) -> dict:
+    median = statistics.median
+    mdupload = median(r.after_checks_s for r in ours)
+    floor = median(wire_floor(r)["floor_s"] for r in ours)
+    middle = sorted(ours, key=lambda r: r.after_checks_s)[len(ours) // 2]
+    return {"mbit": mbit, "chapters": chapters, "runs": [r.after_checks_s for r in ours],
+            "mdupload_s": mdupload, "baseline_s": median(r.after_checks_s for r in theirs), "floor_s": floor,
+            "floor": wire_floor(middle), "rate_limited": sum(r.rate_limited for r in ours + theirs),
+            "requests": sum(len(r.requests) for r in ours + theirs), "rss_mb": max(r.rss_mb for r in ours),
+            "tree_rss_mb": max(r.tree_rss_mb for r in ours), "breakdown": _breakdown(middle)}
+
+
+def _breakdown(run: Run) -> dict:
+    """Where mdupload's time went in one run: the run's figures, and each phase summed over its chapters."""
+    phases: dict[str, float] = {}
+    batches = last_answers = 0.0
+    for chapter in run.breakdown["chapters"]:
+        for name, seconds in chapter["phases"].items():
+            phases[name] = phases.get(name, 0.0) + seconds
+        last_answers += chapter["last_answers_s"]
+        batches += len(chapter["batches"])
+    return {"run": run.breakdown["run"], "phases": phases, "last_answers_s": last_answers, "batches": batches}
+
+
+def _print_row(row: dict) -> None:
+    floor, parts = row["floor"], row["breakdown"]
+    print(f"\n{row['chapters']} chapter(s), {row['mbit']:.0f} Mbit/s: floor {row['floor_s']:.2f} s = "
+          f"max({floor['bytes'] / 1e6:.1f} MB / {NETWORK.bandwidth / 1e6:.2f} MB/s = {floor['transfer_s']:.2f} s, "
+          f"rate limits {floor['rate_limit_s']:.2f} s) + {row['chapters']} x {floor['per_chapter_s']:.2f} s "
+          "(begin, last answer + one file's processing, commit)", flush=True)
+    print(f"  mdupload {row['mdupload_s']:6.2f} s  {row['mdupload_s'] / row['floor_s']:.2f}x the floor "
+          f"(target <= {TARGET_WIRE_RATIO})  runs {', '.join(f'{t:.2f}' for t in row['runs'])}")
+    print(f"  one request at a time {row['baseline_s']:6.2f} s  {row['baseline_s'] / row['floor_s']:.2f}x the floor; "
+          f"mdupload is {row['baseline_s'] / row['mdupload_s']:.2f}x faster")
+    print(f"  429 answers: {row['rate_limited']} of {row['requests']} requests; peak RSS {row['rss_mb']:.0f} MB "
+          f"({row['tree_rss_mb']:.0f} MB with the check workers)")
+    run = parts["run"]
+    print("  breakdown: checks {checks_s:.2f} s (sign-in and first questions {sign_in_and_lookups_s:.2f} s from the "
+          "start, overlapped); after them {chapters_s:.2f} s; then the wait until MangaDex lists the chapters "
+          "{listing_wait_s:.2f} s (not in the ratio)".format(**run))
+    print("  phases summed over the chapters: " + ", ".join(f"{k} {v:.2f} s" for k, v in parts["phases"].items())
+          + f"; of upload, the wait for the last answers {parts['last_answers_s']:.2f} s; {parts['batches']:.0f} "
+          "batches", flush=True)
+
+
 # --- the whole benchmark -----------------------------------------------------------------------
 
 def main(argv: list[str] | None = None) -> int:
@@ -434,6 +528,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mbit", type=float, help=f"the shared bandwidth cap (default {NETWORK.bandwidth * 8 / 1e6:.0f})")
     parser.add_argument("--processing-ms", type=float,
                         help=f"the server's time per accepted file (default {NETWORK.processing_s * 1000:.0f})")
+    parser.add_argument("--runs", type=int, help="runs per measurement, the median shown (default: 1 for the "
+                        f"matrix, {RUNS} for the rest; 1 for everything with --short)")
+    parser.add_argument("--sweep", action="store_true",
+                        help="also the --concurrency sweep, the memory check on a quarter chapter and the --deep overlap")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -445,17 +543,47 @@ def main(argv: list[str] | None = None) -> int:
         NETWORK.bandwidth = int(args.mbit * 1e6 / 8)
     if args.processing_ms is not None:
         NETWORK.processing_s = args.processing_ms / 1000
-    from mdupload.upload import DEFAULT_CONCURRENCY
-
-    runs = 1 if args.short else RUNS
+    runs = args.runs or (1 if args.short else RUNS)
     sweep = (1, 4, 8) if args.short else SWEEP
     began = time.perf_counter()
     chapter = bench_chapter()
     sizes = [p.stat().st_size for p in sorted(chapter.glob("*.jpg"))]
     print(f"chapter: {len(sizes)} JPEG pages, {sum(sizes) / 1e6:.1f} MB ({min(sizes) / 1e6:.2f}-{max(sizes) / 1e6:.2f} "
-          f"MB each); network: {NETWORK.latency_s * 1000:.0f} ms added to every answer, {NETWORK.bandwidth * 8 / 1e6:.0f} Mbit/s "
-          f"shared, {NETWORK.processing_s * 1000:.0f} ms per file, MangaDex's rate limits; median of {runs}", flush=True)
-    results: dict = {"runs": runs, "pages": len(sizes), "bytes": sum(sizes)}
+          f"MB each); network: {NETWORK.latency_s * 1000:.0f} ms added to every answer, "
+          f"{NETWORK.processing_s * 1000:.0f} ms per file, MangaDex's rate limits; load average "
+          f"{', '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores", flush=True)
+    matrix_runs = args.runs or 1
+    print(f"\nissue 18's matrix (median of {matrix_runs}; timed from the end of the checks to the last commit's answer):",
+          flush=True)
+    results: dict = {"pages": len(sizes), "bytes": sum(sizes), "matrix_runs": matrix_runs,
+                     "matrix": wire_matrix(chapter, matrix_runs)}
+    print(f"load average after the matrix: {', '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+    if args.sweep:
+        results.update(_sweep_and_overlap(chapter, sizes, runs, sweep))
+    results["runs"] = runs
+    print(f"\nthe checks alone over {CHECK_PAGES} pages ({CHECK_PAGES * sum(sizes) / len(sizes) / 1e6:.0f} MB):",
+          flush=True)
+    results["checks"] = time_checks(check_set(chapter), runs)
+    for kind, figures in results["checks"].items():
+        print(f"  {kind:5} {figures['median_s']:6.2f} s, {figures['pages_per_s']:4.0f} pages/s, "
+              f"{figures['mb_per_s']:4.0f} MB/s", flush=True)
+
+    if not args.no_fixes:
+        from tests.bench_fixes import bench_fixes
+
+        print(flush=True)
+        results["fixes"] = bench_fixes(CACHE)
+    print(f"\nbenchmark took {time.perf_counter() - began:.0f} s")
+    (CACHE / "last-bench.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+    return 0
+
+
+def _sweep_and_overlap(chapter: Path, sizes: list[int], runs: int, sweep: tuple[int, ...]) -> dict:
+    """The figures of issue 5 (at the network of the command line): the --concurrency sweep, the chapter against
+    the baseline, memory on a quarter of it, and three chapters with --deep overlapped with their uploads."""
+    from mdupload.upload import DEFAULT_CONCURRENCY
+
+    print(f"\nissue 5's figures at {NETWORK.bandwidth * 8 / 1e6:.0f} Mbit/s (median of {runs}):", flush=True)
     with tempfile.TemporaryDirectory(prefix="mdupload-bench-") as scratch, SandboxProcess(Path(scratch)) as sandbox:
         runner = Runner(sandbox, chapter, Path(scratch))
         every: list[Run] = []
@@ -511,26 +639,10 @@ def main(argv: list[str] | None = None) -> int:
           "check workers it starts and stops before the upload", flush=True)
     print(f"overlap: {overlap['sequential'] / overlap['mdupload']:.2f}x faster than checking everything first "
           f"({overlap['sequential']:.2f} s -> {overlap['mdupload']:.2f} s)")
-    results.update(sweep={c: [r.upload_s for r in rs] for c, rs in sweep_runs.items()}, chosen=chosen,
-                   default_concurrency=DEFAULT_CONCURRENCY, mdupload_s=ours, baseline_s=theirs,
-                   floor=f0 | {"floor_s": floor}, rate_limited=limited, rss_mb=rss, small_rss_mb=small_rss,
-                   tree_rss_mb=tree, overlap=overlap)
-
-    print(f"\nthe checks alone over {CHECK_PAGES} pages ({CHECK_PAGES * sum(sizes) / len(sizes) / 1e6:.0f} MB):",
-          flush=True)
-    results["checks"] = time_checks(check_set(chapter), runs)
-    for kind, figures in results["checks"].items():
-        print(f"  {kind:5} {figures['median_s']:6.2f} s, {figures['pages_per_s']:4.0f} pages/s, "
-              f"{figures['mb_per_s']:4.0f} MB/s", flush=True)
-
-    if not args.no_fixes:
-        from tests.bench_fixes import bench_fixes
-
-        print(flush=True)
-        results["fixes"] = bench_fixes(CACHE)
-    print(f"\nbenchmark took {time.perf_counter() - began:.0f} s")
-    (CACHE / "last-bench.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
-    return 0
+    return dict(sweep={c: [r.upload_s for r in rs] for c, rs in sweep_runs.items()}, chosen=chosen,
+                default_concurrency=DEFAULT_CONCURRENCY, mdupload_s=ours, baseline_s=theirs,
+                floor=f0 | {"floor_s": floor}, rate_limited=limited, rss_mb=rss, small_rss_mb=small_rss,
+                tree_rss_mb=tree, overlap=overlap)
 
 
 if __name__ == "__main__":

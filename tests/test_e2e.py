@@ -14,7 +14,7 @@ from PIL import Image
 from mdupload.ledger import Ledger
 from mdupload.mangadex.auth import Credentials
 from mdupload.mangadex.client import MangaDexClient
-from mdupload.upload import ChapterPlan, ChapterUpload, PlannedPage, UploadOptions
+from mdupload.upload import BatchQueue, ChapterPlan, ChapterUpload, PlannedPage, UploadOptions
 from mdupload.vocabulary import ChapterKey
 from tests.e2e import chapter_pages, cli_env, copy_example, run_cli
 
@@ -67,6 +67,18 @@ def test_the_example_is_published_whole_and_in_order(sandbox, series, env):
     assert state["sessions"] == []
     # people's output is on stderr, and says where each chapter went
     assert "uploaded as chapter" in run.stderr and run.stdout.strip().startswith("{")
+
+
+def test_json_and_verbose_say_where_the_time_went_phase_by_phase_and_batch_by_batch(sandbox, series, env):
+    run = run_cli(["-v", "upload", str(series), "--accept-terms", "--json"], env)
+    assert run.code == 0, run.stderr
+    document = run.json
+    assert {"checks_s", "sign_in_and_lookups_s", "chapters_s", "listing_wait_s"} <= set(document["timings"])
+    first = document["chapters"][0]["timings"]
+    assert {"duplicate_check", "session_lookup", "begin", "upload", "reconcile", "commit"} <= set(first["phases"])
+    assert sum(batch["pages"] for batch in first["batches"]) == 10 and all(b["bytes"] > 0 for b in first["batches"])
+    assert first["last_answers_s"] >= 0
+    assert "chapter 1 (en): where the time went: duplicate_check" in run.stderr and "the run's time: checks_s" in run.stderr
 
 
 def test_a_second_run_skips_what_is_published_even_without_the_ledger(sandbox, series, env, tmp_path):
@@ -126,7 +138,8 @@ def test_a_page_the_server_refuses_is_retried_then_named_and_a_rerun_sends_only_
     assert "c1/7.png" in result.error and chapter_pages(sandbox.state(), "9") == []
     sent = [r for r in sandbox.state()["requests"] if r["method"] == "POST" and r["path"].startswith("/upload/")
             and r["path"].count("/") == 2 and not r["path"].endswith(("begin", "commit", "approval-required"))]
-    assert len(sent) == 2 + options.retry_rounds  # two batches, then the one page alone each round
+    first_round = len(list(iter(BatchQueue(plan().pages, options.concurrency).take, [])))
+    assert len(sent) == first_round + options.retry_rounds  # the batches, then the one page alone each round
     Image.new("RGB", (800, 1200), "white").save(folder / "7.png")  # re-exported
     result = ChapterUpload(client, ledger, plan(), options).run()
     assert result.status == "uploaded", result.error
@@ -425,7 +438,7 @@ def test_an_unexpected_error_is_one_redacted_line_not_a_traceback(monkeypatch, s
 
     register_secret("s3cr3t-token-value")
 
-    def broken(_path):
+    def broken(_path, _environ=None):
         raise RuntimeError("the token s3cr3t-token-value went somewhere odd")
 
     monkeypatch.setattr(validate, "load_manifest", broken)

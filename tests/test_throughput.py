@@ -321,7 +321,33 @@ def test_without_deep_a_chapter_that_fails_its_checks_means_nothing_is_uploaded(
     fake = WatchedMangaDex()
     outcome = publish(manifest, tmp_path / "work", fake, ledger)
     assert not outcome.checks_passed and outcome.results == []
-    assert fake.calls == [] and fake.log == []
+    # the first chapter's questions may have been asked while the checks ran; nothing was begun or sent
+    assert set(fake.calls) <= {"get_open_session"} and set(fake.log) <= {("find", "1"), ("approval", None)}
+    assert fake.chapters == []
+
+
+def test_signing_in_and_the_first_chapter_s_questions_overlap_the_checks_and_are_not_asked_again(
+        tmp_path, ledger, monkeypatch):
+    import mdupload.publish as publish_module
+
+    manifest = write_series(tmp_path / "s", {"1": 3})
+    fake = WatchedMangaDex()
+    checked = publish_module.check_all
+
+    def check_all(*args, **kwargs):  # the checks end only once MangaDex was asked about the open session
+        for _ in range(2000):
+            if "get_open_session" in fake.calls and ("approval", None) in fake.log:
+                return checked(*args, **kwargs)
+            threading.Event().wait(0.01)
+        raise AssertionError("the first chapter's questions were not asked while the checks ran")
+
+    monkeypatch.setattr(publish_module, "check_all", check_all)
+    outcome = publish(manifest, tmp_path / "work", fake, ledger)
+    assert [r.status for r in outcome.results] == ["uploaded"], [r.error for r in outcome.results]
+    # each question once: the open session (ahead) and the listing before the commit; the chapter's lookup,
+    # ahead and once more after the commit (the run waits until MangaDex lists it)
+    assert fake.calls.count("get_open_session") == 2 and fake.log.count(("find", "1")) == 2
+    assert {"checks_s", "sign_in_and_lookups_s", "chapters_s", "listing_wait_s"} <= set(outcome.timings)
 
 
 def test_with_deep_the_next_chapter_is_decoded_while_the_current_one_uploads(tmp_path, ledger, monkeypatch):
@@ -398,7 +424,8 @@ def test_a_deep_failure_known_before_the_first_upload_means_nothing_is_uploaded(
     outcome = upload_manifest(manifest, list(manifest.chapters), tmp_path / "work", connect=connect, ledger=ledger,
                               reporter=Reporter(quiet=True), options=UploadOptions(), api_url=FAKE_API,
                               accept_terms=True, deep=True)
-    assert [r.status for r in outcome.results] == ["failed", "failed"] and fake.chapters == [] and fake.calls == []
+    assert [r.status for r in outcome.results] == ["failed", "failed"] and fake.chapters == []
+    assert set(fake.calls) <= {"get_open_session"}  # asked ahead about the first chapter; nothing begun or sent
     assert "not uploaded: the run stopped because chapter 2 (en) failed its --deep check" in outcome.results[0].error
     assert "so it was not uploaded" in outcome.results[1].error and "published" not in outcome.results[1].error
 
@@ -425,7 +452,7 @@ def test_fix_still_repairs_before_anything_is_uploaded(tmp_path, ledger):
     page.unlink()
     fake = WatchedMangaDex()
     refused = publish(manifest, tmp_path / "work", fake, ledger)
-    assert not refused.checks_passed and fake.calls == []
+    assert not refused.checks_passed and set(fake.calls) <= {"get_open_session"}  # asked ahead; nothing sent
     fixed = publish(manifest, tmp_path / "work2", fake, ledger, fix=True)
     assert [r.status for r in fixed.results] == ["uploaded"], [r.error for r in fixed.results]
     assert fake.committed_orders == [["1.png", "2.jpg", "3.png"]]

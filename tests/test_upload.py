@@ -14,6 +14,7 @@ from mdupload.mangadex.client import Chapter
 from mdupload.sandbox import SECOND_GROUP
 from mdupload.upload import (
     BEGIN_ATTEMPTS,
+    BatchQueue,
     ChapterPlan,
     ChapterUpload,
     PlannedPage,
@@ -63,7 +64,32 @@ def test_pages_are_committed_in_natural_order_whatever_order_the_answers_come(tm
 def test_every_batch_holds_at_most_ten_files(tmp_path, ledger):
     fake = FakeMangaDex()
     run(fake, ledger, make_plan(tmp_path / "c1", 31))
-    assert sorted(fake.batch_sizes) == [1, 10, 10, 10]
+    assert max(fake.batch_sizes) == 10 and sum(fake.batch_sizes) == 31  # each page sent once
+
+
+def test_the_result_says_where_the_time_went_phase_by_phase_and_batch_by_batch(tmp_path, ledger):
+    plan = make_plan(tmp_path / "c1", 31)
+    result = run(FakeMangaDex(), ledger, plan)
+    timings = result.timings
+    assert list(timings.phases) == ["duplicate_check", "session_lookup", "begin", "upload", "reconcile", "commit"]
+    assert all(seconds >= 0 for seconds in timings.phases.values())
+    assert sum(b.pages for b in timings.batches) == 31 and sum(b.accepted for b in timings.batches) == 31
+    assert sum(b.bytes for b in timings.batches) == plan.total_bytes and {b.round for b in timings.batches} == {1}
+    document = timings.to_json()
+    assert document["batches"][0]["bytes"] == timings.batches[0].bytes and "last_answers_s" in document
+
+
+def test_batches_are_scheduled_by_bytes_largest_first_staggered_and_with_a_tail_that_ends_together(tmp_path):
+    plan = make_plan(tmp_path / "c1", 120)
+    queue = BatchQueue(plan.pages, 4)
+    batches = list(iter(queue.take, []))
+    assert [len(b) for b in batches[:4]] == [3, 5, 8, 10]  # the threads' first answers do not come all at once
+    assert [len(b) for b in batches[-4:]] == [9, 9, 9, 7]  # the last wave: one batch per thread, of equal size
+    sizes = [p.size for b in batches for p in b]
+    assert sizes == sorted(sizes, reverse=True) and len(sizes) == 120
+    assert all(len(b) <= 10 for b in batches)
+    one_thread = BatchQueue(plan.pages[:24], 1)
+    assert [len(b) for b in iter(one_thread.take, [])] == [10, 10, 4]
 
 
 def test_a_stale_session_is_abandoned_and_the_user_is_told(tmp_path, ledger):
