@@ -210,6 +210,8 @@ PHASE_OF_STATE = {
     State.UPLOADING: "upload",
     State.RECONCILING: "reconcile",
     State.COMMITTING: "commit",
+    State.EDITING: "edit_begin",
+    State.UPDATING: "update",
 }
 
 
