@@ -181,14 +181,14 @@ def archive_after_upload(manifest: Manifest, results: Sequence, ledger: Ledger, 
     target = target or resolve_target(manifest, to, environ=environ)
     lanraragi = lanraragi or LanraragiClient.from_env(target.url, environ=environ)
     mangadex = mangadex or MangaDexClient(api_url=api_url, timeouts=Timeouts.from_env(environ))
-    by_key = {manifest.chapter_key(spec): spec for spec in manifest.chapters}
+    by_key = {manifest.chapter_key(spec, api_url): spec for spec in manifest.chapters}
     done = [r for r in results if r.status in (Status.UPLOADED, Status.SKIPPED) and r.chapter_id and r.plan.key in by_key]
     planned = {r.plan.key: [p.path for p in r.plan.pages] for r in done}
     with tempfile.TemporaryDirectory(prefix="mdupload-archive-") as scratch:
         checked = checked_pages(Path(scratch) / "pages", fix_cache)
 
         def pages(spec: ChapterSpec) -> Sequence[Path]:
-            paths = planned.get(manifest.chapter_key(spec))
+            paths = planned.get(manifest.chapter_key(spec, api_url))
             if paths and all(Path(p).is_file() for p in paths):
                 return paths
             return checked(spec)
@@ -221,7 +221,7 @@ class _NotArchivable(MdUploadError):
 
 def _archive_one(manifest: Manifest, spec: ChapterSpec, ledger: Ledger, *, lanraragi: LanraragiClient,
                  mangadex: MangaDexClient, target: ArchiveTarget, pages: Pages, workdir: Path) -> ChapterArchive:
-    key = manifest.chapter_key(spec)
+    key = manifest.chapter_key(spec, mangadex.transport.api_url)  # the chapter on the MangaDex its URL names
     record = ledger.chapter(key)
     if record is None or not record.chapter_id or record.state not in PUBLISHED_STATES:
         return ChapterArchive(spec, "not-uploaded", error=(

@@ -60,13 +60,14 @@ class GitHubActions:
 
     def annotate_results(self, results: Iterable, manifest) -> None:
         """A failed upload on the chapter's manifest line."""
-        lines = {manifest.chapter_key(spec): spec.line for spec in manifest.chapters}
         for result in results:
             if result.status != Status.FAILED:
                 continue
+            line = next((spec.line for spec in manifest.chapters
+                         if manifest.chapter_key(spec, result.plan.key.api) == result.plan.key), None)
             pages = "".join(f"\n{origin}: {why}" for origin, why in result.failed_pages.items())
             self.annotate("error", f"{result.plan.label}: {result.error}{pages}", file=_repo_path(manifest.path),
-                          line=lines.get(result.plan.key), title=f"mdupload: {result.plan.label} failed")
+                          line=line, title=f"mdupload: {result.plan.label} failed")
 
     def annotate_publication(self, publication, manifest, api_url: str | None) -> None:
         """Annotations and the step summary of `upload` (and of each `watch` item): a publish.Publication."""

@@ -1,7 +1,15 @@
 """The ledger: a local SQLite record of every upload transition, page and committed chapter.
 
 One row per chapter key in `chapters` (its latest state), every transition in `transitions`, and
-every planned page with the file id the server gave it in `pages`. Each transition is written
+every planned page with the file id the server gave it in `pages`. The key is the whole identity of
+a release (vocabulary.ChapterKey), the MangaDex API it was published to included, so that a
+rehearsal on the sandbox or on .dev is never taken for a release on MangaDex.
+
+A ledger from before version 4 did not record its API: its records are migrated in place with an
+unknown API (`UNKNOWN_API`), and the first run that looks one up, against whichever API, takes it
+as its own (`claim_unknown`) and says so: an old ledger was nearly always used against the one
+MangaDex its owner still uses, and taking its records for production's would make a rehearsal
+ledger republish everything, while discarding them would lose every resume (docs/identity.md). Each transition is written
 before the network call it leads to, so that a killed process can tell, on the next run, what it
 was doing. WAL mode for readers (`mdupload status` reads while an upload runs).
 
@@ -28,11 +36,12 @@ from pathlib import Path
 
 from .errors import LedgerError
 from .files import O_NOFOLLOW
-from .vocabulary import LOOKING_AROUND
+from .vocabulary import LOOKING_AROUND, ChapterKey
 
 log = logging.getLogger("mdupload.ledger")
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
+UNKNOWN_API = ""  # the API of a record migrated from a ledger before version 4, until a run claims it
 DISK_FULL_BYTES = 1024 * 1024  # an SQLite I/O error with less room than this left is taken for a full disk
 _NO_ROOM_OR_READ_ONLY = (errno.ENOSPC, errno.EROFS)
 
@@ -64,14 +73,35 @@ _MIGRATIONS = {
     3: """
         CREATE INDEX transitions_by_key ON transitions (key, id);
     """,
+    4: """
+        ALTER TABLE chapters ADD COLUMN api TEXT;
+        ALTER TABLE chapters ADD COLUMN title TEXT;
+        ALTER TABLE chapters ADD COLUMN draft TEXT;
+    """,
 }
+
+
+def _rekey_to_v4(db: sqlite3.Connection) -> None:
+    """Version 4's keys hold the oneshot title and the API: every older key (manga, language, groups, volume,
+    chapter) is rewritten with no title and the unknown API, in all three tables."""
+    old = {row[0] for table in ("chapters", "transitions", "pages")
+           for row in db.execute(f"SELECT DISTINCT key FROM {table}")}  # noqa: S608 - the table names are ours
+    for text in old:
+        manga, language, groups, volume, chapter = json.loads(text)
+        new = chapter_key_text(ChapterKey(manga, language, tuple(groups), volume, chapter, None, UNKNOWN_API))
+        for table in ("chapters", "transitions", "pages"):
+            db.execute(f"UPDATE {table} SET key = ? WHERE key = ?", (new, text))  # noqa: S608
+
+
+_AFTER_MIGRATION = {4: _rekey_to_v4}
 
 
 
 def chapter_key_text(key: tuple) -> str:
-    """A chapter key (manga, language, sorted groups, volume, chapter) as one stable string."""
-    manga, language, groups, volume, chapter = key
-    return json.dumps([manga, language, sorted(groups), volume, chapter], separators=(",", ":"))
+    """A chapter key (vocabulary.ChapterKey, or the five first parts of one) as one stable string."""
+    key = ChapterKey(*key)
+    return json.dumps([key.api, key.manga, key.language, sorted(key.groups), key.volume, key.chapter, key.title],
+                      separators=(",", ":"))
 
 
 def _now() -> str:
@@ -238,6 +268,8 @@ class Ledger:
             try:
                 for statement in filter(str.strip, _MIGRATIONS[target].split(";")):
                     self._db.execute(statement)
+                if target in _AFTER_MIGRATION:
+                    _AFTER_MIGRATION[target](self._db)
                 self._db.execute(f"PRAGMA user_version={target}")
                 self._db.execute("COMMIT")
             except sqlite3.Error:
@@ -329,41 +361,71 @@ class Ledger:
                 self._writer.close()
                 self._writer = None
 
+    # --- keys ------------------------------------------------------------------------------
+
+    def _text(self, key: tuple) -> str:
+        """The stored key of this chapter: its own, or the unknown-API record it would claim (see claim_unknown)."""
+        text = chapter_key_text(key)
+        if self._read("SELECT 1 FROM chapters WHERE key = ?", (text,)):
+            return text
+        legacy = chapter_key_text(_unknown_api_key(key))
+        if legacy != text and self._read("SELECT 1 FROM chapters WHERE key = ? AND api IS NULL", (legacy,)):
+            return legacy
+        return text
+
+    def claim_unknown(self, key: tuple) -> bool:
+        """Take the record of this chapter migrated from a ledger before version 4 (which did not know its API,
+        nor a oneshot's title) as this key's, in all three tables; whether there was one to take."""
+        text, own = self._text(key), chapter_key_text(key)
+        if text == own:
+            return False
+        key = ChapterKey(*key)
+        self._write([("UPDATE chapters SET key = ?, api = ?, title = ? WHERE key = ?", (own, key.api, key.title, text)),
+                     ("UPDATE transitions SET key = ? WHERE key = ?", (own, text)),
+                     ("UPDATE pages SET key = ? WHERE key = ?", (own, text))])
+        return True
+
     # --- writing ---------------------------------------------------------------------------
 
     def record(self, key: tuple, state: str, *, session_id: str | None = None, chapter_id: str | None = None,
-               error: str | None = None, detail: str | None = None, clear_session: bool = False) -> None:
+               error: str | None = None, detail: str | None = None, clear_session: bool = False,
+               draft: dict | None = None) -> None:
         """Write one transition of the chapter's state machine (and its latest state).
+
+        `draft`: the chapterDraft the chapter now has on MangaDex (written with COMMITTED), what a rerun
+        compares the manifest's metadata with.
 
         `clear_session`: the chapter's session is gone or about to be replaced (committed, abandoned, a new
         one being begun); its id and the pages' file ids are forgotten in the same transaction, so that
         no instant exists at which the ledger holds one without the other.
         """
-        text = chapter_key_text(key)
-        manga, language, groups, volume, chapter = key
+        text = self._text(key)
+        key = ChapterKey(*key)
         at = _now()
         committed_at = at if chapter_id else None
         forget = self._forget_statements(text) if clear_session else []
         self._write([*forget,
             ("INSERT INTO transitions (key, state, at, session_id, detail) VALUES (?, ?, ?, ?, ?)",
              (text, state, at, session_id, detail or error)),
-            ("""INSERT INTO chapters (key, manga, language, groups, volume, chapter, state, session_id,
-                                      chapter_id, error, updated_at, committed_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ("""INSERT INTO chapters (key, manga, language, groups, volume, chapter, title, api, state, session_id,
+                                      chapter_id, error, updated_at, committed_at, draft)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT(key) DO UPDATE SET
                     state = excluded.state,
                     session_id = COALESCE(excluded.session_id, chapters.session_id),
                     chapter_id = COALESCE(excluded.chapter_id, chapters.chapter_id),
                     error = excluded.error,
                     updated_at = excluded.updated_at,
-                    committed_at = COALESCE(chapters.committed_at, excluded.committed_at)""",
-             (text, manga, language, json.dumps(sorted(groups)), volume, chapter, state, session_id,
-              chapter_id, error, at, committed_at)),
+                    committed_at = COALESCE(chapters.committed_at, excluded.committed_at),
+                    draft = COALESCE(excluded.draft, chapters.draft)""",
+             (text, key.manga, key.language, json.dumps(sorted(key.groups)), key.volume, key.chapter, key.title,
+              key.api, state, session_id, chapter_id, error, at, committed_at,
+              json.dumps(draft, sort_keys=True) if draft is not None else None)),
         ])
 
     def forget_session(self, key: tuple) -> None:
         """The chapter's session is gone (abandoned or committed): its file ids no longer mean anything."""
-        self._write(self._forget_statements(chapter_key_text(key)))
+        self._write(self._forget_statements(self._text(key)))
 
     @staticmethod
     def _forget_statements(text: str) -> list[tuple[str, tuple]]:
@@ -377,7 +439,7 @@ class Ledger:
 
         Known file ids are kept for pages whose name, size and hash did not change.
         """
-        text = chapter_key_text(key)
+        text = self._text(key)
         known = {p.upload_name: p for p in self.pages(key)}
         statements: list[tuple[str, tuple]] = [("DELETE FROM pages WHERE key = ?", (text,))]
         for position, (origin, name, size, sha256) in enumerate(pages):
@@ -392,7 +454,7 @@ class Ledger:
 
     def set_file_ids(self, key: tuple, session_id: str, file_ids: dict[str, str | None]) -> None:
         """Record the server's file id of each page (by upload name); None clears it."""
-        text = chapter_key_text(key)
+        text = self._text(key)
         self._write([
             ("UPDATE pages SET session_id = ?, file_id = ? WHERE key = ? AND upload_name = ?",
              (session_id if file_id else None, file_id, text, name))
@@ -400,50 +462,62 @@ class Ledger:
         ])
 
     def set_archive_id(self, key: tuple, archive_id: str) -> None:
-        self._write([("UPDATE chapters SET archive_id = ? WHERE key = ?", (archive_id, chapter_key_text(key)))])
+        self._write([("UPDATE chapters SET archive_id = ? WHERE key = ?", (archive_id, self._text(key)))])
 
     # --- reading ---------------------------------------------------------------------------
 
     def chapter(self, key: tuple) -> ChapterRecord | None:
         rows = self._read(
             "SELECT key, state, session_id, chapter_id, error, updated_at, committed_at, archive_id"
-            " FROM chapters WHERE key = ?", (chapter_key_text(key),))
+            " FROM chapters WHERE key = ?", (self._text(key),))
         return ChapterRecord(*rows[0]) if rows else None
+
+    def published_draft(self, key: tuple) -> dict | None:
+        """The chapterDraft the chapter was last published or corrected with (None: not known to this ledger)."""
+        rows = self._read("SELECT draft FROM chapters WHERE key = ?", (self._text(key),))
+        return json.loads(rows[0][0]) if rows and rows[0][0] else None
 
     def pages(self, key: tuple) -> list[PageRecord]:
         rows = self._read(
             "SELECT position, origin, upload_name, size, sha256, session_id, file_id FROM pages"
-            " WHERE key = ? ORDER BY position", (chapter_key_text(key),))
+            " WHERE key = ? ORDER BY position", (self._text(key),))
         return [PageRecord(*row) for row in rows]
 
     def transitions(self, key: tuple) -> list[tuple[str, str, str | None, str | None]]:
         """(state, at, session_id, detail) of every transition, oldest first."""
         return self._read("SELECT state, at, session_id, detail FROM transitions WHERE key = ? ORDER BY id",
-                          (chapter_key_text(key),))
+                          (self._text(key),))
 
     def last_state(self, key: tuple, *, ignoring: tuple[str, ...] = LOOKING_AROUND) -> tuple[str, str] | None:
         """(state, at) of the chapter's last transition not in `ignoring`: by default what a run last did, not
         the looking around a later run killed early may have recorded (CHECKED, FINDING_SESSION)."""
         marks = ", ".join("?" * len(ignoring)) or "''"
         rows = self._read(f"SELECT state, at FROM transitions WHERE key = ? AND state NOT IN ({marks}) "
-                          "ORDER BY id DESC LIMIT 1", (chapter_key_text(key), *ignoring))
+                          "ORDER BY id DESC LIMIT 1", (self._text(key), *ignoring))
         return (rows[0][0], rows[0][1]) if rows else None
 
-    def begun_without_session(self, manga: str) -> list[tuple]:
-        """Keys of this manga's chapters whose last run was stopped while beginning a session (its id unknown)."""
+    def begun_without_session(self, manga: str, api: str) -> list[ChapterKey]:
+        """Keys of this manga's chapters on this API (or of an unknown one) whose last run was stopped while
+        beginning a session (its id unknown)."""
         rows = self._read(
             """SELECT c.key FROM chapters c JOIN transitions t ON t.id = (
                    SELECT MAX(id) FROM transitions
                    WHERE key = c.key AND state NOT IN ('CHECKED', 'FINDING_SESSION', 'FAILED'))
-               WHERE c.manga = ? AND c.session_id IS NULL AND t.state = 'BEGINNING' ORDER BY t.id""", (manga,))
+               WHERE c.manga = ? AND (c.api = ? OR c.api IS NULL) AND c.session_id IS NULL
+                     AND t.state = 'BEGINNING' ORDER BY t.id""", (manga, api))
         return [_key(row[0]) for row in rows]
 
-    def owner_of_session(self, session_id: str) -> tuple | None:
+    def owner_of_session(self, session_id: str) -> ChapterKey | None:
         """The key of the chapter whose upload uses this session, if the ledger knows it."""
         rows = self._read("SELECT key FROM chapters WHERE session_id = ?", (session_id,))
         return _key(rows[0][0]) if rows else None
 
 
-def _key(text: str) -> tuple:
-    manga, language, groups, volume, chapter = json.loads(text)
-    return (manga, language, tuple(groups), volume, chapter)
+def _key(text: str) -> ChapterKey:
+    api, manga, language, groups, volume, chapter, title = json.loads(text)
+    return ChapterKey(manga, language, tuple(groups), volume, chapter, title, api)
+
+
+def _unknown_api_key(key: tuple) -> ChapterKey:
+    """How a record migrated from before version 4 would be keyed: no API, and no oneshot title."""
+    return ChapterKey(*key)._replace(api=UNKNOWN_API, title=None)

@@ -45,7 +45,7 @@ from .limits import (
     MAX_GROUPS,
     TITLE_MAX_LENGTH,
 )
-from .vocabulary import ChapterKey, chapter_label
+from .vocabulary import PRODUCTION_API, ChapterKey, chapter_label
 
 MAX_BYTES = 256 * 1024  # 1,000 chapters take about 100 KB
 MAX_DEPTH = 20  # the format nests 4 levels deep
@@ -83,6 +83,7 @@ class ChapterSpec:
     publish_at: datetime | None
     fix: bool
     line: int
+    replace: bool = False  # correct the published chapter in place when it changed (docs/identity.md)
 
     @property
     def label(self) -> str:
@@ -123,9 +124,10 @@ class Manifest:
                              hint=f"Its chapters are: {', '.join(known)}.")
         return [spec for spec in self.chapters if _number_name(spec) in numbers]
 
-    def chapter_key(self, spec: ChapterSpec) -> ChapterKey:
-        """What identifies a chapter on MangaDex: (manga, language, sorted groups, volume, chapter)."""
-        return ChapterKey(self.manga, spec.language, tuple(sorted(spec.groups)), spec.volume, spec.chapter)
+    def chapter_key(self, spec: ChapterSpec, api: str) -> ChapterKey:
+        """What identifies the chapter on the MangaDex at `api` (vocabulary.ChapterKey, docs/identity.md)."""
+        return ChapterKey.of(api=api, manga=self.manga, language=spec.language, groups=spec.groups,
+                             volume=spec.volume, chapter=spec.chapter, title=spec.title)
 
 
 def _number_name(spec: ChapterSpec) -> str:
@@ -619,17 +621,24 @@ def _build(data: dict, marks: _Marks, path: Path, environ: Mapping[str, str]) ->
             publish_at=_publish_at(entry, marks, where, path, name, warnings),
             fix=entry.get("fix", False),
             line=line,
+            replace=entry.get("replace", False),
         )
-        same = seen.setdefault((spec.chapter, spec.language), line)
+        # One manifest is one manga, published to one API: the other parts of the key tell its chapters apart.
+        identity = ChapterKey.of(api=PRODUCTION_API, manga="", language=spec.language, groups=spec.groups,
+                                 volume=spec.volume, chapter=spec.chapter, title=spec.title)
+        same = seen.setdefault(identity, line)
         if same != line:
-            what = "oneshot" if spec.chapter is None else f"chapter {spec.chapter}"
-            raise ManifestError(f"{what} ({spec.language}) is listed twice, at lines {same} and {line}.",
-                                path=path, line=line, chapter=name,
-                                hint="Remove one, or give them different numbers or languages.")
+            raise ManifestError(f"{identity.label} is listed twice, at lines {same} and {line}.",
+                                path=path, line=line, chapter=name, hint=_SAME_RELEASE_HINT)
         chapters.append(spec)
     return Manifest(path=path, manga=mangadex_id(data["manga"]), groups=groups, language=language,
                     terms_accepted=data.get("terms_accepted", False), chapters=tuple(chapters),
                     lanraragi=_lanraragi(data, marks), warnings=tuple(warnings))
+
+
+_SAME_RELEASE_HINT = ("Remove one. Two entries are one chapter when their language, groups (in any order), volume "
+                      "and number are the same, and for oneshots (`chapter: null`) their title too: give them "
+                      "another volume, number or title (docs/identity.md).")
 
 
 def _lanraragi(data: dict, marks: _Marks) -> LanraragiSettings | None:

@@ -30,7 +30,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
@@ -81,14 +81,14 @@ def chapter_draft(spec: ChapterSpec) -> dict:
     return draft
 
 
-def build_plan(manifest: Manifest, report: ChapterReport) -> ChapterPlan:
+def build_plan(manifest: Manifest, report: ChapterReport, api_url: str) -> ChapterPlan:
     spec = report.spec
     pages = tuple(
         PlannedPage(origin=r.page.origin, path=r.page.path, upload_name=r.page.upload_name, mime=r.mime,
                     size=r.size, sha256=r.sha256)
         for r in report.pages
     )
-    return ChapterPlan(key=manifest.chapter_key(spec), label=spec.label, manga=manifest.manga, groups=spec.groups,
+    return ChapterPlan(key=manifest.chapter_key(spec, api_url), label=spec.label, manga=manifest.manga, groups=spec.groups,
                        language=spec.language, draft=chapter_draft(spec), pages=pages)
 
 
@@ -136,7 +136,7 @@ class UploadOutcome:
 
 def upload_manifest(manifest: Manifest, specs: list[ChapterSpec], workdir: Path, *,
                     connect: Callable[[], MangaDexClient], ledger: Ledger, reporter, options: UploadOptions,
-                    accept_terms: bool = False, deep: bool = False, fix: bool = False,
+                    api_url: str, accept_terms: bool = False, deep: bool = False, fix: bool = False,
                     dry_run: bool = False, skip_invalid: bool = False, fix_cache: Path | None = None) -> UploadOutcome:
     """Check every selected chapter; if all pass (and this is no dry run), publish them one by one.
 
@@ -145,12 +145,13 @@ def upload_manifest(manifest: Manifest, specs: list[ChapterSpec], workdir: Path,
     then the chapters that fail their quick checks are set aside (`set_aside`) and the others go out.
     `connect` (and the first chapter's questions) run while the checks do, except in a dry run; when
     nothing is uploaded after all, what they said is dropped, so a failed check needs no credentials.
+    `api_url`: the MangaDex the client of `connect` talks to (part of every chapter's identity).
     """
     signing_in: Future | None = None
     started = time.perf_counter()
     if not dry_run:
         require_terms(manifest, accept_terms)
-        specs = _interrupted_first(manifest, specs, ledger)
+        specs = _interrupted_first(manifest, specs, ledger, api_url)
         early = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mdupload-sign-in")
         signing_in = early.submit(_sign_in_ahead, connect, manifest, specs[0] if specs else None, started)
         early.shutdown(wait=False)
@@ -169,7 +170,7 @@ def upload_manifest(manifest: Manifest, specs: list[ChapterSpec], workdir: Path,
     if not outcome.checks_passed or dry_run or not specs:  # (no specs: --skip-invalid set every chapter aside)
         _drop_sign_in(signing_in)  # a failed check needs no credentials: whatever signing in said is not shown
         if dry_run and outcome.checks_passed:
-            outcome.plans = [build_plan(manifest, r) for r in reports]
+            outcome.plans = [build_plan(manifest, r, api_url) for r in reports]
         return outcome
     checker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mdupload-deep-check")
     lookahead = None
@@ -188,16 +189,16 @@ def upload_manifest(manifest: Manifest, specs: list[ChapterSpec], workdir: Path,
                 stop = _failed_check(specs, prepared, index)
             if stop is not None:
                 published = sum(1 for done in outcome.results if done.status != Status.FAILED)
-                for result in _not_uploaded(manifest, reports, specs, prepared, index, stop, published):
+                for result in _not_uploaded(manifest, reports, specs, prepared, index, stop, published, api_url):
                     reporter.finish_chapter(result)
                     outcome.results.append(result)
                 break
-            plan = build_plan(manifest, prepared[index].result())
+            plan = build_plan(manifest, prepared[index].result(), api_url)
             outcome.plans.append(plan)
             ask_ahead = partial(lookahead.ask_ahead, manifest, specs[index + 1]) if index + 1 < len(specs) else None
             reporter.start_chapter(plan)
-            upload = ChapterUpload(client, ledger, plan, options, _FirstBatchSignal(reporter, ask_ahead),
-                                   lookups=lookahead)
+            upload = ChapterUpload(client, ledger, plan, _chapter_options(options, spec),
+                                   _FirstBatchSignal(reporter, ask_ahead), lookups=lookahead)
             try:
                 result = upload.run()
             except AuthError as exc:  # every later chapter would fail the same way
@@ -209,7 +210,7 @@ def upload_manifest(manifest: Manifest, specs: list[ChapterSpec], workdir: Path,
             outcome.results.append(result)
             if outcome.signed_out is not None:
                 for later in range(index + 1, len(specs)):
-                    result = ChapterResult(build_plan(manifest, reports[later]), Status.FAILED,
+                    result = ChapterResult(build_plan(manifest, reports[later], api_url), Status.FAILED,
                                            error="not uploaded: the run stopped because signing in failed")
                     reporter.finish_chapter(result)
                     outcome.results.append(result)
@@ -225,8 +226,8 @@ def upload_manifest(manifest: Manifest, specs: list[ChapterSpec], workdir: Path,
         checker.shutdown(wait=True, cancel_futures=True)
         if lookahead is not None:
             lookahead.close()
-    in_manifest_order = {manifest.chapter_key(spec): n for n, spec in enumerate(manifest.chapters)}
-    outcome.reports.sort(key=lambda report: in_manifest_order[manifest.chapter_key(report.spec)])
+    in_manifest_order = {manifest.chapter_key(spec, api_url): n for n, spec in enumerate(manifest.chapters)}
+    outcome.reports.sort(key=lambda report: in_manifest_order[manifest.chapter_key(report.spec, api_url)])
     outcome.results.sort(key=lambda result: in_manifest_order[result.plan.key])
     return outcome
 
@@ -263,8 +264,8 @@ def publish_manifest(manifest: Manifest, specs: list[ChapterSpec], settings: Set
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="mdupload-") as workdir:
         outcome = upload_manifest(manifest, specs, Path(workdir), connect=connect, ledger=ledger, reporter=reporter,
-                                  options=options, accept_terms=settings.accept_terms, deep=deep, fix=fix,
-                                  dry_run=dry_run, skip_invalid=skip_invalid, fix_cache=settings.fix_cache)
+                                  options=options, api_url=api_url, accept_terms=settings.accept_terms, deep=deep,
+                                  fix=fix, dry_run=dry_run, skip_invalid=skip_invalid, fix_cache=settings.fix_cache)
         if archive_target is not None and outcome.checks_passed:  # while --fix's repaired pages still exist
             archived = archive_after_upload(manifest, outcome.results, ledger, reporter, api_url=api_url,
                                             target=archive_target, environ=settings.environ,
@@ -274,11 +275,16 @@ def publish_manifest(manifest: Manifest, specs: list[ChapterSpec], settings: Set
     return Publication(outcome, summary, dry_run=dry_run, archived=archived)
 
 
-def _interrupted_first(manifest: Manifest, specs: list[ChapterSpec], ledger: Ledger) -> list[ChapterSpec]:
+def _chapter_options(options: UploadOptions, spec: ChapterSpec) -> UploadOptions:
+    """The run's options, with `replace: true` of the chapter (or its series file) added."""
+    return replace(options, replace=True) if spec.replace else options
+
+
+def _interrupted_first(manifest: Manifest, specs: list[ChapterSpec], ledger: Ledger, api_url: str) -> list[ChapterSpec]:
     """The chapters whose session an earlier run left open go first: their session is the account's one
     open session, and any other chapter would find it in its way. The result lists keep manifest order."""
     def interrupted(spec: ChapterSpec) -> bool:
-        record = ledger.chapter(manifest.chapter_key(spec))
+        record = ledger.chapter(manifest.chapter_key(spec, api_url))
         return record is not None and record.session_id is not None and record.state not in PUBLISHED_STATES
 
     return sorted(specs, key=lambda spec: not interrupted(spec))
@@ -328,7 +334,7 @@ def _failed_check(specs: list[ChapterSpec], prepared: list[Future], start: int) 
 
 
 def _not_uploaded(manifest: Manifest, reports: list[ChapterReport], specs: list[ChapterSpec], prepared: list[Future],
-                  start: int, failed: int, published: int) -> list[ChapterResult]:
+                  start: int, failed: int, published: int, api_url: str) -> list[ChapterResult]:
     """A failed result for each chapter from `start` on: the one whose deep check failed says why (`published`:
     how many chapters before it were published or found published)."""
     exception = prepared[failed].exception()
@@ -338,7 +344,7 @@ def _not_uploaded(manifest: Manifest, reports: list[ChapterReport], specs: list[
         report = reports[index]
         if index == failed and exception is None:
             report = prepared[index].result()
-        plan = build_plan(manifest, report)
+        plan = build_plan(manifest, report, api_url)
         if index != failed:
             result = ChapterResult(plan, Status.FAILED, error=f"not uploaded: the run stopped because {label} failed its "
                                                          "--deep check; fix it, then run again")

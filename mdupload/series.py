@@ -51,6 +51,7 @@ class Series:
     # group name as matched (`group_key`) -> id, or None for a name that is no group; {} = names not read
     groups_by_name: dict[str, str | None] = field(default_factory=dict, hash=False)
     publish_zone: tzinfo | None = None  # set: a date in the item's name is its publish date, in this zone
+    replace: bool = False  # an item for a published chapter that changed corrects it in place
 
     def matches(self, name: str) -> bool:
         """Whether an item's name contains one of the `match` texts (letter case, `_`, `.` and spacing aside)."""
@@ -70,7 +71,8 @@ class Series:
         warnings: list[str] = []
         spec = ChapterSpec(chapter=release.chapter, volume=release.volume or self.volume, title=release.title,
                            language=release.language or self.language, groups=self._groups_of(release, item),
-                           pages=item, publish_at=self._publish_at(release, item, warnings), fix=self.fix, line=1)
+                           pages=item, publish_at=self._publish_at(release, item, warnings), fix=self.fix, line=1,
+                           replace=self.replace)
         self._check(spec, item)
         return Manifest(path=self.path, manga=self.manga, groups=self.groups, language=self.language,
                         terms_accepted=self.terms_accepted, chapters=(spec,), warnings=tuple(warnings))
@@ -160,7 +162,8 @@ def load_series(path) -> Series:
                   fix=data.get("fix", False), volume=data.get("volume"),
                   pattern=_pattern(data["pattern"], path, line(("pattern",))) if "pattern" in data else None,
                   match=match, groups_by_name=_groups_by_name(data.get("groups_by_name", {}), path, line),
-                  publish_zone=None if zone is None else _zone(zone, path, line(("publish_at_from_name",))))
+                  publish_zone=None if zone is None else _zone(zone, path, line(("publish_at_from_name",))),
+                  replace=data.get("replace", False))
 
 
 def group_key(name: str) -> str:

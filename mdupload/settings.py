@@ -27,12 +27,12 @@ from pathlib import Path
 import platformdirs
 
 from . import deadlines
+from .vocabulary import PRODUCTION_API
 
 APP_NAME = "mdupload"
 OFF_VALUES = ("0", "no", "false", "off")
 ON_VALUES = ("1", "true", "yes")
 
-PRODUCTION_API = "https://api.mangadex.org"
 DEV_API = "https://api.mangadex.dev"
 TOKEN_PATH = "/realms/mangadex/protocol/openid-connect/token"
 PRODUCTION_AUTH = "https://auth.mangadex.org" + TOKEN_PATH

@@ -35,14 +35,16 @@ class ChapterStatus:
         return asdict(self)
 
 
-def chapter_statuses(manifest: Manifest, specs: list[ChapterSpec], ledger: Ledger | None) -> list[ChapterStatus]:
-    """Each chapter's status; with no ledger (none was ever written), every chapter is not started."""
+def chapter_statuses(manifest: Manifest, specs: list[ChapterSpec], ledger: Ledger | None,
+                     api_url: str) -> list[ChapterStatus]:
+    """Each chapter as the ledger knows it on the MangaDex at `api_url`; with no ledger (none was ever
+    written), every chapter is not started."""
     if ledger is None:
         return [ChapterStatus(spec.chapter, spec.volume, spec.language) for spec in specs]
     running = ledger.writer_running()
     statuses = []
     for spec in specs:
-        key = manifest.chapter_key(spec)
+        key = manifest.chapter_key(spec, api_url)
         record = ledger.chapter(key)
         pages = ledger.pages(key)
         status = ChapterStatus(spec.chapter, spec.volume, spec.language,

@@ -15,6 +15,22 @@ was doing and whether that call may have happened:
                                                      ─► COMMITTING ─► COMMITTED
     any state ─► FAILED (the reason is kept; the session stays open so that a rerun resumes it)
 
+Corrections (--replace) of a chapter the ledger records as published, whose pages or metadata differ
+from what was published (without --replace the difference is said, and the chapter skipped):
+
+    CHECKED ─► EDITING ─► UPLOADING ─► ... ─► COMMITTING ─► COMMITTED   (pages or publish_at changed)
+            ─► UPDATING ─► COMMITTED                                    (title or volume only)
+
+- EDITING (with the chapter id) is written before the edit session is begun (POST /upload/begin/{id}
+  with the chapter's version), the session id as soon as it is answered. The session comes filled
+  with the chapter's pages (`source: remote`); those whose name, size and SHA-256 are a planned
+  page's are kept as they are, the others deleted, and only new and changed pages are sent; the
+  commit gives the new order, and the chapter keeps its id. A rerun after a kill finds the edit
+  unfinished (its last begin was an EDITING) and resumes it: its open edit session is taken back,
+  or a new one begun (a commit that went through leaves nothing to send, and commits the same pages).
+- UPDATING is written before PUT /chapter/{id} (with its version): idempotent, redone by a rerun with --replace.
+- A stale version (409) is read again and tried once more, then explained.
+
 What the ledger holds at each instant is enough to decide, after a kill, without guessing:
 - BEGINNING is written (and the chapter's previous session forgotten) before the session is begun;
   a rerun that finds a session begun since then, holding nothing but this plan's pages, claims it.
@@ -52,15 +68,17 @@ from .mangadex.client import (
     UploadFile,
     UploadSession,
 )
-from .mangadex.errors import CaptchaRequired, NetworkError, OutcomeUnknown, RateLimited, ServerError
-from .vocabulary import FINAL_STATES, LOOKING_AROUND, ChapterKey, State, Status
+from .mangadex.errors import CaptchaRequired, Conflict, NetworkError, OutcomeUnknown, RateLimited, ServerError
+from .vocabulary import FINAL_STATES, LOOKING_AROUND, PUBLISHED_STATES, ChapterKey, State, Status
 
 TRANSITIONS: dict[State, tuple[State, ...]] = {
-    State.CHECKED: (State.SKIPPED, State.ABANDONING, State.FINDING_SESSION),
+    State.CHECKED: (State.SKIPPED, State.ABANDONING, State.FINDING_SESSION, State.EDITING, State.UPDATING),
     State.FINDING_SESSION: (State.RESUMING, State.ABANDONING, State.BEGINNING, State.SKIPPED),
     State.ABANDONING: (State.BEGINNING, State.SKIPPED),
     State.BEGINNING: (State.UPLOADING,),
     State.RESUMING: (State.UPLOADING,),
+    State.EDITING: (State.UPLOADING,),
+    State.UPDATING: (State.COMMITTED,),
     State.UPLOADING: (State.RECONCILING,),
     State.RECONCILING: (State.UPLOADING, State.COMMITTING),
     State.COMMITTING: (State.COMMITTED, State.RECONCILING),
@@ -74,7 +92,7 @@ DEFAULT_CONCURRENCY = 4  # by measurement: `make bench` sweeps it (README, Perfo
 BEGIN_ATTEMPTS = 3  # a begin that provably did not open a session (5xx, then none open) is asked again
 # States whose record forgets the chapter's session in the same write: a new one is being begun, or the
 # chapter is published and its session closed.
-_CLEARS_SESSION = (State.BEGINNING, State.COMMITTED, State.SKIPPED)
+_CLEARS_SESSION = (State.BEGINNING, State.EDITING, State.COMMITTED, State.SKIPPED)
 # A claimed session must have been begun within this margin of the ledger's BEGINNING record
 BEGIN_CLOCK_SLACK = timedelta(minutes=5)
 # Pauses between the looks for a just-committed chapter in MangaDex's lists (about half a minute in all):
@@ -139,6 +157,7 @@ class UploadOptions:
     retry_rounds: int = 3  # rounds of re-sending the files that failed, after the first
     retry_backoff_s: float = 2.0  # doubled each round
     command: str = "upload"  # the command running: its hints name only its own options
+    replace: bool = False  # correct a published chapter whose pages or metadata changed, in place
 
 
 class ChapterLookups(Protocol):
@@ -159,6 +178,9 @@ class UploadClient(ChapterLookups, Protocol):
     def delete_files(self, session_id: str, file_ids: Sequence[str]) -> None: ...
     def commit(self, session_id: str, draft: dict, page_order: Sequence[str]) -> Chapter: ...
     def abandon_session(self, session_id: str) -> None: ...
+    def get_chapter(self, chapter_id: str) -> Chapter: ...
+    def begin_edit_session(self, chapter_id: str, version: int) -> UploadSession: ...
+    def update_chapter(self, chapter_id: str, version: int, fields: dict) -> Chapter: ...
 
 
 class UploadEvents:
@@ -188,6 +210,8 @@ PHASE_OF_STATE = {
     State.UPLOADING: "upload",
     State.RECONCILING: "reconcile",
     State.COMMITTING: "commit",
+    State.EDITING: "edit_begin",
+    State.UPDATING: "update",
 }
 
 
@@ -263,12 +287,13 @@ def wait_until_listed(client: ChapterLookups, results: Sequence[ChapterResult], 
 
 
 def chapter_matches(found, plan: ChapterPlan) -> bool:
-    """Whether a chapter listed by MangaDex is this plan's chapter (numbers compare as strings)."""
+    """Whether a chapter listed by MangaDex is this plan's chapter: the same release as vocabulary.ChapterKey
+    defines it (the API and manga are those asked; numbers and volumes compare as strings, as MangaDex does)."""
     draft = plan.draft
     if found.language != plan.language or set(found.group_ids) != set(plan.groups):
-        return False
-    if found.chapter != draft["chapter"]:
-        return False
+        return False  # another language, or another set of groups (A+B is not A): another release
+    if found.chapter != draft["chapter"] or found.volume != draft["volume"]:
+        return False  # the same number in another volume is another chapter; so is another volume-only release
     # Oneshots have no number: the title tells them apart.
     return draft["chapter"] is not None or found.title == draft["title"]
 
@@ -301,6 +326,10 @@ class ChapterUpload:
     # --- the driver --------------------------------------------------------------------------
 
     def run(self) -> ChapterResult:
+        if self.ledger.claim_unknown(self.plan.key):
+            self._notice(f"the ledger's record of this chapter is from before mdupload recorded which MangaDex it "
+                         f"published to; it is taken as {self.plan.key.api}'s from now on (if it was a rehearsal on "
+                         "another MangaDex, run again with --force-new to publish here)")
         self.earlier = self._earlier_run()
         state = State.CHECKED
         self._record(state)
@@ -316,7 +345,8 @@ class ChapterUpload:
                 state = following
                 self._record(state, session_id=self.session.id if self.session and state not in FINAL_STATES
                              else None, chapter_id=self.result.chapter_id, clear_session=state in _CLEARS_SESSION,
-                             detail=f"session {self.to_abandon.id}" if state == State.ABANDONING else None)
+                             detail=f"session {self.to_abandon.id}" if state == State.ABANDONING else None,
+                             draft=self.plan.draft if state == State.COMMITTED else None)
         except AuthError as exc:  # every chapter after this one would fail the same way: stop the run
             self._fail(str(exc))
             raise
@@ -338,9 +368,10 @@ class ChapterUpload:
         return EarlierRun(state, record.session_id, record.chapter_id, datetime.fromisoformat(at))
 
     def _record(self, state: str, *, session_id: str | None = None, chapter_id: str | None = None,
-                detail: str | None = None, error: str | None = None, clear_session: bool = False) -> None:
+                detail: str | None = None, error: str | None = None, clear_session: bool = False,
+                draft: dict | None = None) -> None:
         self.ledger.record(self.plan.key, state, session_id=session_id, chapter_id=chapter_id,
-                           detail=detail, error=error, clear_session=clear_session)
+                           detail=detail, error=error, clear_session=clear_session, draft=draft)
         self.events.state(self.plan, state, detail or error)
 
     def _notice(self, text: str) -> None:
@@ -359,12 +390,17 @@ class ChapterUpload:
     # --- CHECKED: is it already published? ----------------------------------------------------
 
     def _step_checked(self) -> str:
-        self.ledger.plan_pages(self.plan.key, [(p.origin, p.upload_name, p.size, p.sha256) for p in self.plan.pages])
+        earlier = self.earlier
+        if not self.options.force_new and earlier and earlier.chapter_id:
+            if earlier.state in (*PUBLISHED_STATES, State.UPDATING):  # the ledger's pages are the published ones
+                return self._published_already(earlier.chapter_id)  # (an unfinished UPDATING is redone)
+            if self._edit_unfinished():
+                self.result.chapter_id = earlier.chapter_id
+                self._notice(f"resuming the unfinished correction of chapter {earlier.chapter_id}")
+                return State.EDITING
+        self._plan_pages()
         if self.options.force_new:
             return State.FINDING_SESSION
-        earlier = self.earlier
-        if earlier and earlier.chapter_id and earlier.state in (State.COMMITTED, State.SKIPPED):
-            return self._skip(earlier.chapter_id, "the ledger records it as published")
         if earlier and earlier.state == State.COMMITTING and earlier.session_id:
             # The commit of an earlier run may have gone through: its session tells.
             return State.FINDING_SESSION
@@ -373,6 +409,56 @@ class ChapterUpload:
             self._skip(existing, "MangaDex already has it")
             return self._discard_own_session(earlier)
         return State.FINDING_SESSION
+
+    def _plan_pages(self) -> None:
+        self.ledger.plan_pages(self.plan.key, [(p.origin, p.upload_name, p.size, p.sha256) for p in self.plan.pages])
+
+    def _published_already(self, chapter_id: str) -> str:
+        """The ledger records the chapter as published: skipped, unless its pages or metadata changed since;
+        then corrected in place with --replace, or the changes said."""
+        changes, pages_changed = self._changes_since_published()
+        if not changes:
+            return self._skip(chapter_id, "the ledger records it as published")
+        self.result.chapter_id = chapter_id
+        if not self.options.replace:
+            self._notice(f"changed since it was published as chapter {chapter_id}: {'; '.join(changes)}; "
+                         "run again with --replace (or `replace: true`) to correct it in place")
+            return self._skip(chapter_id, "the ledger records it as published")
+        self._notice(f"correcting chapter {chapter_id} in place: {'; '.join(changes)}")
+        return State.EDITING if pages_changed else State.UPDATING
+
+    def _changes_since_published(self) -> tuple[list[str], bool]:
+        """What differs between the plan and what the ledger says was published, and whether an edit session
+        is needed for it (pages, or publish_at, which PUT /chapter cannot change)."""
+        published = self.ledger.pages(self.plan.key)
+        changes = []
+        if published:
+            before = {p.upload_name: p.sha256 for p in published}
+            now = {p.upload_name: p.sha256 for p in self.plan.pages}
+            changed = [p.origin for p in self.plan.pages if p.upload_name in before and before[p.upload_name] != p.sha256]
+            added = [p.origin for p in self.plan.pages if p.upload_name not in before]
+            removed = [p.origin for p in published if p.upload_name not in now]
+            for what, origins in (("changed", changed), ("new", added), ("removed", removed)):
+                if origins:
+                    changes.append(f"{len(origins)} page(s) {what} ({', '.join(origins[:3])}"
+                                   + (", ..." if len(origins) > 3 else "") + ")")
+            if not (changed or added or removed) and [p.upload_name for p in published] != list(now):
+                changes.append("the pages are in another order")
+        pages_changed = bool(changes)
+        draft = self.ledger.published_draft(self.plan.key)
+        if draft is not None:
+            for field in ("title", "volume", "chapter", "publishAt"):
+                if draft.get(field) != self.plan.draft.get(field):
+                    changes.append(f"{field} {draft.get(field)!r} -> {self.plan.draft.get(field)!r}")
+                    pages_changed = pages_changed or field == "publishAt"
+        return changes, pages_changed
+
+    def _edit_unfinished(self) -> bool:
+        """Whether the last session this chapter's runs began was an edit session not yet committed."""
+        for state, *_rest in reversed(self.ledger.transitions(self.plan.key)):
+            if state in (State.EDITING, State.BEGINNING, State.COMMITTED, State.SKIPPED):
+                return state == State.EDITING
+        return False
 
     def _discard_own_session(self, earlier: EarlierRun | None) -> str:
         """The chapter is published already: an unfinished session of an earlier run of it is of no use,
@@ -430,12 +516,13 @@ class ChapterUpload:
             self._notice(f"abandoning the open upload {description} as --abandon-open asks")
         else:
             owner = self.ledger.owner_of_session(open_session.id)
-            begun = [key for key in self.ledger.begun_without_session(open_session.manga_id) if key != self.plan.key]
+            begun = [key for key in self.ledger.begun_without_session(open_session.manga_id, self.plan.key.api)
+                     if key != self.plan.key]
             if owner is not None:
-                whose = (f"it is the unfinished upload of {ChapterKey(*owner).label} from an earlier run of mdupload "
+                whose = (f"it is the unfinished upload of {owner.label} from an earlier run of mdupload "
                          "(run `mdupload upload` for that chapter to finish it)")
             elif begun and not open_session.files:
-                whose = (f"it may be the session an earlier run of {ChapterKey(*begun[-1]).label} began just before it was "
+                whose = (f"it may be the session an earlier run of {begun[-1].label} began just before it was "
                          "stopped (run `mdupload upload` for that chapter to finish it), or someone uploading "
                          "through the website right now")
             else:
@@ -451,8 +538,8 @@ class ChapterUpload:
     def _is_ours(self, session: UploadSession, earlier: EarlierRun | None) -> bool:
         if session.manga_id != self.plan.manga or set(session.group_ids) != set(self.plan.groups):
             return False
-        if session.chapter_id is not None:  # an edit session is never a new chapter's
-            return False
+        if session.chapter_id is not None:  # an edit session: only this chapter's unfinished correction
+            return earlier is not None and earlier.session_id == session.id and session.chapter_id == earlier.chapter_id
         if earlier is None:
             return False
         if earlier.session_id:  # kept until the session is committed or abandoned, even after a failure
@@ -543,6 +630,69 @@ class ChapterUpload:
         self._notice(f"resuming session {self.session.id} of an earlier run ({len(self.session.files)} files there)")
         self._adopt_session_files(self.session.files)
         return State.UPLOADING
+
+    # --- EDITING and UPDATING: corrections (--replace) ------------------------------------------
+
+    def _step_editing(self) -> str:
+        """Begin (or take back) the edit session of the published chapter; keep its unchanged pages."""
+        chapter_id = self.result.chapter_id
+        self._plan_pages()
+        open_session = self.client.get_open_session()
+        if open_session is not None:
+            owner = self.ledger.owner_of_session(open_session.id)
+            if open_session.chapter_id != chapter_id or owner not in (None, self.plan.key):
+                raise SessionBusy(
+                    f"another upload session {open_session.id} (manga {open_session.manga_id}) is open on this "
+                    f"account, so chapter {chapter_id} cannot be corrected now.",
+                    hint="Wait for it to finish, or abandon it with `mdupload sessions --abandon`, then run again.")
+            self.session = open_session  # this chapter's edit session, begun by a run that was stopped
+        else:
+            self._begin_edit(chapter_id)
+        self._record(State.EDITING, session_id=self.session.id, chapter_id=chapter_id, detail="edit session open")
+        kept_before = len(self.session.files)
+        self._adopt_session_files(self.session.files)
+        self._notice(f"edit session {self.session.id}: {len(self.file_ids)} of the chapter's {kept_before} page(s) "
+                     f"kept as they are, {len(self.plan.pages) - len(self.file_ids)} to send")
+        return State.UPLOADING
+
+    def _begin_edit(self, chapter_id: str) -> None:
+        """POST /upload/begin/{chapterId} with the chapter's current version: a stale version (someone changed the
+        chapter meanwhile) is read again and tried once more."""
+        for attempt in (1, 2):
+            version = self.client.get_chapter(chapter_id).version
+            try:
+                self.client.begin_edit_session(chapter_id, version)
+                break
+            except Conflict as exc:
+                if attempt == 2:
+                    raise self._stale(chapter_id, exc) from None
+            except (OutcomeUnknown, ServerError):
+                break  # whether it was begun, the session list tells
+        session = self.client.get_open_session()  # read back with its files (the begin's answer may lack them)
+        if session is None or session.chapter_id != chapter_id:
+            raise UploadFailed(f"beginning the edit session of chapter {chapter_id} failed: no session of it is open.",
+                               hint="Run again: nothing was changed.")
+        self.session = session
+
+    def _stale(self, chapter_id: str, exc: Conflict) -> UploadFailed:
+        return UploadFailed(
+            f"chapter {chapter_id} changed on MangaDex while it was being corrected, twice in a row ({exc}); "
+            "nothing was changed.",
+            hint="Someone (a group member, or staff) is editing it: check it on MangaDex, then run again.")
+
+    def _step_updating(self) -> str:
+        """Only the metadata changed: PUT /chapter/{id} with its current version; no page is sent."""
+        chapter_id = self.result.chapter_id
+        fields = {name: self.plan.draft[name] for name in ("volume", "chapter", "title", "translatedLanguage")}
+        for attempt in (1, 2):
+            version = self.client.get_chapter(chapter_id).version
+            try:
+                self.client.update_chapter(chapter_id, version, fields)
+                break
+            except Conflict as exc:
+                if attempt == 2:
+                    raise self._stale(chapter_id, exc) from None
+        return State.COMMITTED  # recorded with the new draft
 
     # --- UPLOADING and RECONCILING ------------------------------------------------------------
 

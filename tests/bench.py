@@ -339,14 +339,15 @@ def _child(spec: dict) -> None:
         began = time.perf_counter()
         if spec["method"] == "mdupload":
             outcome = upload_manifest(manifest, specs, Path(work), connect=connect, ledger=ledger, reporter=reporter,
-                                      options=options, accept_terms=True, deep=spec["deep"])
+                                      options=options, api_url=os.environ["MDUPLOAD_API_URL"], accept_terms=True,
+                                      deep=spec["deep"])
             if not outcome.checks_passed:
                 raise SystemExit(f"the checks failed: {[r.problems for r in outcome.reports]}")
             after_checks_s = outcome.timings["chapters_s"]
             breakdown = {"run": outcome.timings, "chapters": [r.timings.to_json() for r in outcome.results]}
         else:
             reports = check_all(specs, Path(work), deep=spec["deep"])
-            plans = [build_plan(manifest, report) for report in reports]
+            plans = [build_plan(manifest, report, os.environ["MDUPLOAD_API_URL"]) for report in reports]
             checked = time.perf_counter()
             client = connect()
             for plan in plans:

@@ -18,6 +18,7 @@ from mdupload.mangadex.errors import ApiErrorDetail, OutcomeUnknown, ServerError
 
 MANGA = "f9c33607-9180-4ba6-b85c-e4b5faee7192"
 GROUP = "145f9110-0a6c-4b71-8737-6acb1a3c5da4"
+FAKE_API = "https://api.mangadex.org"  # the MangaDex the fake stands for (part of every chapter key)
 
 
 class FakeMangaDex:

@@ -25,6 +25,17 @@ after the server did the work and before the answer is written):
   random            the n-th request of any kind plus a random delay, or a random instant of the
                     run's first 1.5 s (starting up, checking the pages, signing in)
 
+Edit scenarios (`Scenario.edit`): the series is first published cleanly, then a page of chapter 1 is
+changed, the last page of chapter 2 removed and a page added to chapter 2.5, and `upload --replace`
+is killed at the points of a correction (EDIT_KILL_POINTS); besides the invariants above, each chapter
+keeps the id it was first published with.
+
+  edit_begin_unanswered  the edit session was begun (POST /upload/begin/{chapterId}); no answer
+  edit_after_begin       a moment after the edit session's begin was answered
+  edit_delete            the removed and changed pages were deleted from the edit session; no answer
+  edit_mid_batch         a batch of new pages was stored; its answer never arrives
+  edit_commit_sent       the edit's commit was done; its answer never arrives
+
 `tests/test_fault_matrix.py` runs a fixed set of seeds in CI; `make soak` (tests/soak.py) runs hundreds.
 """
 
@@ -63,6 +74,8 @@ from tests.e2e import ROOT, cli_env
 
 KILL_POINTS = ("begin_unanswered", "after_begin", "mid_batch", "between_batches", "commit_sent", "commit_answered",
                "random")
+EDIT_KILL_POINTS = ("edit_begin_unanswered", "edit_after_begin", "edit_delete", "edit_mid_batch",
+                    "edit_commit_sent", "random")
 MAX_RUNS = 12  # runs of one scenario (killed ones included) before it counts as not finishing
 RUN_TIMEOUT_S = 150.0
 
@@ -115,6 +128,28 @@ def make_series(folder: Path) -> tuple[Path, list[LocalChapter]]:
     return manifest, expected
 
 
+def edit_series(folder: Path, chapters: list[LocalChapter]) -> list[LocalChapter]:
+    """The corrections of an edit scenario, made on disk: page 5 of chapter 1 replaced, the last page of chapter
+    2 removed, a page added to chapter 2.5; the chapters as they must then be on the server."""
+    edited = []
+    for local in chapters:
+        pages_dir = folder / f"c{local.chapter}"
+        pages = list(local.pages)
+        if local.chapter == "1":
+            Image.new("RGB", (53, 64), (250, 10, 10)).save(pages_dir / "5.png")
+            pages[4] = ("5.png", hashlib.sha256((pages_dir / "5.png").read_bytes()).hexdigest())
+        elif local.chapter == "2":
+            name, _digest = pages.pop()
+            (pages_dir / name).unlink()
+        else:
+            added = pages_dir / f"{len(pages) + 1}.png"
+            Image.new("RGB", (70, 70), (10, 250, 10)).save(added)
+            pages.append((added.name, hashlib.sha256(added.read_bytes()).hexdigest()))
+        edited.append(LocalChapter(local.chapter, local.volume, local.language, local.groups, local.scheduled,
+                                   tuple(pages)))
+    return edited
+
+
 # --- scenarios --------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -149,7 +184,17 @@ def kill_at(point: str, rng: random.Random, first: bool = True) -> Kill:
         if rng.random() < 0.2:
             return Kill(point, "time", 0, rng.uniform(0.05, 1.5))
         return Kill(point, "any", rng.randint(1, requests_), rng.uniform(0.0, 0.3))
-    raise ValueError(f"unknown kill point {point!r}; known: {', '.join(KILL_POINTS)}")
+    if point == "edit_begin_unanswered":
+        return Kill(point, "edit_begin", rng.randint(1, chapters), 0.0)
+    if point == "edit_after_begin":
+        return Kill(point, "edit_begin", rng.randint(1, chapters), rng.uniform(0.02, 0.4))
+    if point == "edit_delete":
+        return Kill(point, "delete", rng.randint(1, 2 if first else 1), 0.0)
+    if point == "edit_mid_batch":
+        return Kill(point, "batch", rng.randint(1, 2 if first else 1), 0.0)
+    if point == "edit_commit_sent":
+        return Kill(point, "commit", rng.randint(1, chapters), 0.0)
+    raise ValueError(f"unknown kill point {point!r}; known: {', '.join(KILL_POINTS + EDIT_KILL_POINTS)}")
 
 
 FAULT_PROFILES = {
@@ -174,14 +219,16 @@ class Scenario:
     concurrency: int
     latency: float
     processing_delay: float
+    edit: bool = False  # publish cleanly, change the pages, then correct with --replace under the kills
 
     @classmethod
     def from_seed(cls, seed: int, points: tuple[str, ...] | None = None, profile: str | None = None,
-                  processing_delay: float | None = None) -> Scenario:
+                  processing_delay: float | None = None, edit: bool = False) -> Scenario:
         """The scenario of a seed; `points`, `profile` and `processing_delay` pin what the seed would choose."""
         rng = random.Random(f"fault-matrix:{seed}")
         if points is None:
-            points = tuple(rng.choice(KILL_POINTS) for _ in range(rng.choice((1, 1, 2, 2, 3))))
+            points = tuple(rng.choice(EDIT_KILL_POINTS if edit else KILL_POINTS)
+                           for _ in range(rng.choice((1, 1, 2, 2, 3))))
         kills = tuple(kill_at(point, rng, first=n == 0) for n, point in enumerate(points))
         if profile is None:
             profile = rng.choice(("none", "light", "light", "heavy", "lost"))
@@ -189,11 +236,11 @@ class Scenario:
         # the ledger, or the run's wait for the listing, stands between a rerun and a second upload.
         return cls(seed, kills, profile, dict(FAULT_PROFILES[profile]), rng.choice((1, 2, 3)),
                    rng.choice((0.0, 0.0, 0.01, 0.03)),
-                   DEFAULT_PROCESSING_DELAY if processing_delay is None else processing_delay)
+                   DEFAULT_PROCESSING_DELAY if processing_delay is None else processing_delay, edit)
 
     def describe(self) -> str:
         kills = ", ".join(k.describe() for k in self.kills) or "no kill"
-        return (f"seed {self.seed}: {kills}; faults {self.profile}; concurrency {self.concurrency}; "
+        return (f"seed {self.seed}: {'edit, ' if self.edit else ''}{kills}; faults {self.profile}; concurrency {self.concurrency}; "
                 f"latency {self.latency}s; processing delay {self.processing_delay}s")
 
     def config(self) -> SandboxConfig:
@@ -206,15 +253,23 @@ class Scenario:
 
 _SESSION_PATH = re.compile(r"^/upload/[0-9a-fA-F-]{36}$")
 _COMMIT_PATH = re.compile(r"^/upload/[0-9a-fA-F-]{36}/commit$")
+_EDIT_BEGIN_PATH = re.compile(r"^/upload/begin/[0-9a-fA-F-]{36}$")
+_DELETE_PATH = re.compile(r"^/upload/[0-9a-fA-F-]{36}/(batch|[0-9a-fA-F-]{36})$")
 
 
 def request_kind(entry: dict) -> str | None:
-    """begin, batch or commit for a request that took effect on the server; None otherwise."""
-    if entry["method"] != "POST" or not (entry["status"] == 200 or entry["fault"] == "lost_answer"):
+    """begin, edit_begin, batch, delete or commit for a request that took effect on the server; None otherwise."""
+    if not (entry["status"] == 200 or entry["fault"] == "lost_answer"):
         return None
     path = entry["path"]
+    if entry["method"] == "DELETE":
+        return "delete" if _DELETE_PATH.match(path) else None
+    if entry["method"] != "POST":
+        return None
     if path == "/upload/begin":
         return "begin"
+    if _EDIT_BEGIN_PATH.match(path):
+        return "edit_begin"
     if _COMMIT_PATH.match(path):
         return "commit"
     if _SESSION_PATH.match(path):
@@ -450,11 +505,26 @@ def _scenario(scenario: Scenario, result: ScenarioResult, workdir: Path) -> None
     sandbox.on_request(killer.observe)
     try:
         env = cli_env(sandbox, ledger, MDUPLOAD_CACHE_DIR=str(workdir / "cache"))
+        first_ids = {}
+        if scenario.edit:
+            for _attempt in range(4):  # not killed, but the faults are on: a run may fail, and a rerun resumes
+                published = _cli(["upload", str(manifest), "--accept-terms", "--json"], env)
+                if published.code == 0:
+                    break
+            else:
+                raise RuntimeError(f"the first publication failed four times: {published.stderr[-2000:]}")
+            first_ids = {c["chapter"]: c["chapter_id"] for c in json.loads(published.stdout)["chapters"]}
+            chapters = edit_series(manifest.parent, chapters)
         _runs(scenario, result, manifest, env, killer)
         sandbox.on_request(None)
         state = requests.get(sandbox.state_url, timeout=30).json()
         status = _cli(["status", str(manifest), "--json"], env)
         check(result, chapters, state, status, tap.stored_twice())
+        now_ids = {c["chapter"]: c["id"] for c in state["chapters"]}
+        for number, chapter_id in first_ids.items():
+            if now_ids.get(number) != chapter_id:
+                result.violations.append(f"chapter {number} was published as {chapter_id}, and is now "
+                                         f"{now_ids.get(number)}: a correction must keep the chapter")
     finally:
         sandbox.on_request(None)
         killer.disarm()
@@ -471,7 +541,7 @@ def _cli(args: list[str], env: dict) -> Run:
 
 def _runs(scenario: Scenario, result: ScenarioResult, manifest: Path, env: dict, killer: Killer) -> None:
     args = [sys.executable, "-m", "mdupload", "upload", str(manifest), "--accept-terms", "--json",
-            "--concurrency", str(scenario.concurrency)]
+            "--concurrency", str(scenario.concurrency), *(["--replace"] if scenario.edit else [])]
     for n in range(MAX_RUNS):
         kill = scenario.kills[n] if n < len(scenario.kills) else None
         started = time.monotonic()

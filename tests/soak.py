@@ -1,6 +1,6 @@
 """`make soak`: the fault matrix over many seeds, with a table of what it did and what it found.
 
-    python -m tests.soak [--runs N] [--first-seed S] [--workers W] [--point P] [--profile NAME] [-v]
+    python -m tests.soak [--runs N] [--first-seed S] [--workers W] [--point P] [--profile NAME] [--edit] [-v]
 
 Each run is one scenario of tests/faults.py (the real CLI against a sandbox with faults on, killed
 at chosen and random points, run again until it succeeds) followed by the invariant checks. The
@@ -18,6 +18,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
 from tests.faults import (
+    EDIT_KILL_POINTS,
     KILL_POINTS,
     SANDBOX_ERRORS,
     Scenario,
@@ -31,15 +32,18 @@ def _arguments(argv):
     parser.add_argument("--runs", type=int, default=500, help="scenarios to run (default 500)")
     parser.add_argument("--first-seed", type=int, default=1000, help="seed of the first scenario (default 1000)")
     parser.add_argument("--workers", type=int, default=8, help="scenarios at once (default 8: most of a scenario is waiting)")
-    parser.add_argument("--point", choices=KILL_POINTS, help="kill only at this point (default: the seed decides)")
+    parser.add_argument("--point", choices=sorted(set(KILL_POINTS + EDIT_KILL_POINTS)),
+                        help="kill only at this point (default: the seed decides)")
     parser.add_argument("--profile", help="fault profile for every scenario (default: the seed decides)")
+    parser.add_argument("--edit", action="store_true",
+                        help="edit scenarios: the series published, its pages changed, corrected with --replace")
     parser.add_argument("-v", "--verbose", action="store_true", help="print every scenario as it ends")
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = _arguments(argv)
-    scenarios = [Scenario.from_seed(seed, (args.point,) if args.point else None, args.profile)
+    scenarios = [Scenario.from_seed(seed, (args.point,) if args.point else None, args.profile, edit=args.edit)
                  for seed in range(args.first_seed, args.first_seed + args.runs)]
     started = time.monotonic()
     results: list[ScenarioResult] = []
@@ -83,7 +87,8 @@ def table(results: list[ScenarioResult], wall: float) -> str:
         ("CLI runs", runs),
         ("reruns", sum(r.reruns for r in results)),
         ("kills (SIGKILL)", sum(kills_by_point.values())),
-        *((f"  at {point}", kills_by_point[point]) for point in KILL_POINTS),
+        *((f"  at {point}", kills_by_point[point]) for point in dict.fromkeys(KILL_POINTS + EDIT_KILL_POINTS)
+          if point in kills_by_point or point in KILL_POINTS),
         ("  kill points not reached", kills_missed),
         ("API requests", sum(r.requests for r in results)),
         ("faults injected", sum(faults.values())),

@@ -84,11 +84,11 @@ def test_published_chapters_land_in_the_library_with_tags_category_and_comicinfo
                                         "chapter:1", "volume:1", f"source:{web}", "scanlator:Sandbox Scans", "colour"]
     assert archive_one["categories"] == [category] and archive_one["pagecount"] == 10
     for chapter in run.chapters:
-        assert ledger.chapter(manifest.chapter_key(chapter.spec)).archive_id == chapter.archive_id
+        assert ledger.chapter(manifest.chapter_key(chapter.spec, sandbox.api_url)).archive_id == chapter.archive_id
     assert all(r["authorization"] for r in lrr.requests() if r["method"] == "PUT")
 
     # what is inside: the pages as uploaded, in reading order, and ComicInfo.xml
-    key = manifest.chapter_key(manifest.chapters[0])
+    key = manifest.chapter_key(manifest.chapters[0], sandbox.api_url)
     with tempfile.TemporaryDirectory() as work:
         pages = checked_pages(Path(work))(manifest.chapters[0])
         assert [p.name for p in pages] == [p.upload_name for p in ledger.pages(key)]
@@ -185,7 +185,8 @@ def test_upload_then_archive_in_one_run(sandbox, lrr, category, tmp_path):
     client = client_for(sandbox, credentials=DEMO)
     with tempfile.TemporaryDirectory() as work:
         outcome = upload_manifest(manifest, list(manifest.chapters), Path(work), connect=lambda: client, ledger=ledger,
-                                  reporter=Reporter(quiet=True), options=UploadOptions(), accept_terms=True)
+                                  reporter=Reporter(quiet=True), options=UploadOptions(), api_url=sandbox.api_url,
+                                  accept_terms=True)
         lines = []
         reporter = Reporter(quiet=False, stream=_Lines(lines), force_plain=True)
         run = archive_after_upload(manifest, outcome.results, ledger, reporter, api_url=sandbox.api_url,

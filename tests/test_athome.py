@@ -7,6 +7,8 @@ failing node (a few at most, within the at-home rate limit), resumable pulls, an
 
 from __future__ import annotations
 
+import io
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -58,7 +60,8 @@ def publish_example(sandbox, folder: Path, client: MangaDexClient | None = None,
     client = client or client_for(sandbox, credentials=DEMO)
     with tempfile.TemporaryDirectory() as work:
         outcome = upload_manifest(manifest, manifest.select(chapters), Path(work), connect=lambda: client, ledger=ledger,
-                                  reporter=Reporter(quiet=True), options=UploadOptions(), accept_terms=True, fix=fix)
+                                  reporter=Reporter(quiet=True), options=UploadOptions(),
+                                  api_url=client.transport.api_url, accept_terms=True, fix=fix)
     assert outcome.ok, [r.error for r in outcome.results]
     return manifest, ledger, {r.plan.draft["chapter"]: r.chapter_id for r in outcome.results}
 
@@ -322,7 +325,7 @@ def test_verify_checks_count_and_order_from_the_served_names(sandbox, published)
 
 def test_verify_tells_an_out_of_order_chapter_from_the_ledger(sandbox, published):
     manifest, ledger, _ids = published
-    key = manifest.chapter_key(manifest.chapters[0])
+    key = manifest.chapter_key(manifest.chapters[0], sandbox.api_url)
     pages = ledger.pages(key)
     swapped = [pages[1], pages[0], *pages[2:]]  # as if pages 1 and 2 had been uploaded the other way round
     ledger.plan_pages(key, [(p.origin, p.upload_name, p.size, p.sha256) for p in swapped])
@@ -333,31 +336,57 @@ def test_verify_tells_an_out_of_order_chapter_from_the_ledger(sandbox, published
         (2, "out of order: MangaDex@Home serves another uploaded page here")]
 
 
+def _reencoded(path: Path, quality: int) -> None:
+    """The page as MangaDex might serve it re-encoded: through JPEG at `quality`, stored under its own name."""
+    with Image.open(path) as page:
+        buffer = io.BytesIO()
+        page.convert("RGB").save(buffer, "JPEG", quality=quality)
+    with Image.open(buffer) as lossy:
+        lossy.save(path)
+
+
 def test_verify_download_compares_every_page_with_the_local_one(sandbox, published, tmp_path):
     manifest, ledger, _ids = published
     folder = manifest.path.parent / "chapters" / "c001"
     with Image.open(folder / "4.png") as page:
         size = page.size
-    picture(folder / "4.png", size, 1)  # same size, other pixels: as if MangaDex had re-encoded it
-    picture(folder / "3.png", (size[0] + 10, size[1]), 2)  # another picture size: a real difference
+    _reencoded(folder / "4.png", 60)  # other bytes, the same picture: as if MangaDex had re-encoded it
+    picture(folder / "3.png", (size[0] + 10, size[1]), 2)  # another picture size
+    shutil.copy(folder / "8.png", folder / "6.png")  # another picture of the same size (pages 6 and 8 look alike)
+    folder.joinpath("9.png").write_bytes((folder / "10.png").read_bytes())  # and another
     checks = verify_chapters(manifest, manifest.chapters, ledger, reader_for(sandbox), download=True,
                              workdir=tmp_path / "served", local_pages=local_pages_from_disk(tmp_path / "local"))
     first, second, third = checks
     assert (second.status, third.status) == ("verified", "verified") and second.checked == "pages"
     assert first.status == "differs"
-    [difference] = first.differences
-    assert difference.position == 3 and difference.page.endswith("c001/3.png")
-    assert difference.problem == f"served {size[0]}x{size[1]} px, the local page is {size[0] + 10}x{size[1]} px"
+    assert [(d.position, d.page.rsplit("/", 1)[-1]) for d in first.differences] == [
+        (3, "3.png"), (6, "6.png"), (9, "9.png")]
+    assert first.differences[0].problem == (f"served {size[0]}x{size[1]} px, the local page is "
+                                            f"{size[0] + 10}x{size[1]} px")
+    assert first.differences[1].problem.startswith(f"another picture of the same size ({size[0]}x{size[1]} px)")
     assert len(image_requests(sandbox)) == 20 and len(sandbox.state()["reports"]) == 20
+
+
+def test_verify_download_finds_two_pages_swapped(sandbox, published, tmp_path):
+    manifest, ledger, _ids = published
+    folder = manifest.path.parent / "chapters" / "c001"
+    first_page, second_page = (folder / "1.png").read_bytes(), (folder / "2.png").read_bytes()
+    (folder / "1.png").write_bytes(second_page)
+    (folder / "2.png").write_bytes(first_page)
+    [check] = verify_chapters(manifest, manifest.chapters[:1], ledger, reader_for(sandbox), download=True,
+                              workdir=tmp_path / "served", local_pages=local_pages_from_disk(tmp_path / "local"))
+    assert check.status == "differs"
+    assert [d.position for d in check.differences] == [1, 2]
 
 
 def test_verify_says_which_chapters_are_processing_missing_or_never_uploaded(tmp_path):
     with start_sandbox(SandboxConfig(rate_limits=False, processing_delay=3600)) as sandbox:
         manifest, ledger, ids = publish_example(sandbox, tmp_path)
         one, two, half = manifest.chapters
-        ledger.record(manifest.chapter_key(two), "COMMITTED", chapter_id=CHAPTER)  # a chapter MangaDex does not have
+        # a chapter MangaDex does not have
+        ledger.record(manifest.chapter_key(two, sandbox.api_url), "COMMITTED", chapter_id=CHAPTER)
         other = Ledger(tmp_path / "other.sqlite")
-        other.record(manifest.chapter_key(one), "COMMITTED", chapter_id=ids["1"])
+        other.record(manifest.chapter_key(one, sandbox.api_url), "COMMITTED", chapter_id=ids["1"])
         checks = verify_chapters(manifest, [one, two], ledger, reader_for(sandbox))
         [never] = verify_chapters(manifest, [half], Ledger(tmp_path / "empty.sqlite"), reader_for(sandbox))
     assert [(c.status, c.ok) for c in checks] == [("processing", True), ("not-found", False)]
@@ -369,7 +398,7 @@ def test_verify_download_finds_the_repaired_pages_of_an_upload_with_fix(sandbox,
     series = copy_example(tmp_path / "series")
     picture(series.parent / "chapters" / "c002.5" / "5.png", (60, 10_400), 3)  # too tall: --fix splits it
     manifest, ledger, _ids = publish_example(sandbox, tmp_path, chapters=["2.5"], fix=True)
-    uploaded = [p.upload_name for p in ledger.pages(manifest.chapter_key(manifest.chapters[2]))]
+    uploaded = [p.upload_name for p in ledger.pages(manifest.chapter_key(manifest.chapters[2], sandbox.api_url))]
     assert len(uploaded) == 6  # four pages and the strip in two
     local = local_pages_from_disk(tmp_path / "local")
     assert sorted(local(manifest.chapters[2])) == sorted(uploaded)  # the pieces, compared by their sizes if need be

@@ -15,6 +15,7 @@ from mdupload.ledger import Ledger
 from mdupload.mangadex.auth import Credentials
 from mdupload.mangadex.client import MangaDexClient
 from mdupload.upload import BatchQueue, ChapterPlan, ChapterUpload, PlannedPage, UploadOptions
+from mdupload.vocabulary import ChapterKey
 from tests.e2e import chapter_pages, cli_env, copy_example, run_cli
 
 pytestmark = pytest.mark.e2e
@@ -128,7 +129,7 @@ def test_a_page_the_server_refuses_is_retried_then_named_and_a_rerun_sends_only_
                                   (folder / f"{n}.png").stat().st_size,
                                   hashlib.sha256((folder / f"{n}.png").read_bytes()).hexdigest()) for n in range(1, 12))
         draft = {"volume": None, "chapter": "9", "title": None, "translatedLanguage": "en"}
-        return ChapterPlan((MANGA, "en", (), None, "9"), "chapter 9 (en)", MANGA, (), "en", draft, pages)
+        return ChapterPlan(ChapterKey(MANGA, "en", (), None, "9", None, sandbox.api_url), "chapter 9 (en)", MANGA, (), "en", draft, pages)
 
     options = UploadOptions(retry_backoff_s=0)
     result = ChapterUpload(client, ledger, plan(), options).run()
@@ -334,7 +335,7 @@ def test_a_rerun_finishes_the_interrupted_chapter_first_so_no_other_finds_its_se
     client = MangaDexClient(api_url=sandbox.api_url, auth_url=sandbox.auth_url, rate_limiter=None,
                             credentials=Credentials.from_env(sandbox.env))
     chapter_2 = next(spec for spec in manifest.chapters if spec.chapter == "2")
-    plan = build_plan(manifest, check_all([chapter_2], tmp_path / "work")[0])
+    plan = build_plan(manifest, check_all([chapter_2], tmp_path / "work")[0], sandbox.api_url)
 
     def killed_while_sending(*_args, **_kwargs):
         raise _Killed
@@ -347,7 +348,7 @@ def test_a_rerun_finishes_the_interrupted_chapter_first_so_no_other_finds_its_se
 
     outcome = upload_manifest(manifest, list(manifest.chapters), tmp_path / "rerun", connect=lambda: client,
                               ledger=ledger, reporter=Reporter(quiet=True), options=UploadOptions(),
-                              accept_terms=True)
+                              api_url=sandbox.api_url, accept_terms=True)
     assert [(r.plan.draft["chapter"], r.status) for r in outcome.results] == [
         ("1", "uploaded"), ("2", "uploaded"), ("2.5", "uploaded")]  # reported in manifest order
     assert any("resuming session" in notice for notice in outcome.results[1].notices)

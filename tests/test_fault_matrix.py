@@ -46,6 +46,24 @@ SCENARIOS = {
 }
 
 
+def _edit(seed: int, kills: tuple[Kill, ...], profile: str = "light") -> Scenario:
+    return Scenario(seed, kills, profile, dict(FAULT_PROFILES[profile]), 2, 0.01, DEFAULT_PROCESSING_DELAY, edit=True)
+
+
+# Corrections (upload --replace after pages changed), killed at each step of an edit.
+EDIT_SCENARIOS = {
+    "edit: begin unanswered": _edit(201, (Kill("edit_begin_unanswered", "edit_begin", 1, 0.0),)),
+    "edit: after begin": _edit(202, (Kill("edit_after_begin", "edit_begin", 1, 0.05),)),
+    "edit: pages deleted, unanswered": _edit(203, (Kill("edit_delete", "delete", 1, 0.0),)),
+    "edit: a batch stored, unanswered": _edit(204, (Kill("edit_mid_batch", "batch", 1, 0.0),)),
+    "edit: commit sent, unanswered": _edit(205, (Kill("edit_commit_sent", "commit", 1, 0.0),), "lost"),
+    "edit: three kills in a row": _edit(206, (Kill("edit_begin_unanswered", "edit_begin", 2, 0.0),
+                                              Kill("edit_commit_sent", "commit", 1, 0.0),
+                                              Kill("random", "any", 3, 0.05))),
+}
+SCENARIOS.update(EDIT_SCENARIOS)
+
+
 @pytest.fixture(scope="module")
 def results() -> dict[str, ScenarioResult]:
     with ThreadPoolExecutor(max_workers=4) as pool:

@@ -9,6 +9,7 @@ import pytest
 from mdupload import ledger as ledger_module
 from mdupload.errors import LedgerError
 from mdupload.ledger import SCHEMA_VERSION, Ledger
+from mdupload.vocabulary import PRODUCTION_API, ChapterKey
 
 KEY = ("f9c33607-9180-4ba6-b85c-e4b5faee7192", "en", ("g2", "g1"), None, "12.5")
 
@@ -23,7 +24,8 @@ def test_transitions_and_pages_survive_reopening(tmp_path):
     again = Ledger(path)
     assert again.chapter(KEY).state == "UPLOADING" and again.chapter(KEY).session_id == "s1"
     assert [(p.upload_name, p.file_id) for p in again.pages(KEY)] == [("1.png", "f1"), ("2.png", None)]
-    assert again.owner_of_session("s1") == ("f9c33607-9180-4ba6-b85c-e4b5faee7192", "en", ("g1", "g2"), None, "12.5")
+    assert again.owner_of_session("s1") == ChapterKey("f9c33607-9180-4ba6-b85c-e4b5faee7192", "en", ("g1", "g2"), None,
+                                                      "12.5", None, PRODUCTION_API)
 
 
 def test_the_key_ignores_the_order_of_groups(tmp_path):
@@ -200,7 +202,7 @@ def example(tmp_path):
 
     manifest = copy_example(tmp_path / "series")
     loaded = load_manifest(manifest)
-    keys = {spec.chapter: loaded.chapter_key(spec) for spec in loaded.chapters}
+    keys = {spec.chapter: loaded.chapter_key(spec, PRODUCTION_API) for spec in loaded.chapters}
     return manifest, keys
 
 

@@ -4,6 +4,7 @@ import json
 import os
 import time
 import zipfile
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -128,8 +129,60 @@ def test_labels(series):
 
 def test_chapter_key_ignores_group_order(series):
     manifest = load_manifest(write(series, FULL))
-    assert manifest.chapter_key(manifest.chapters[1]) == (MANGA, "pt-br", tuple(sorted([GROUP, GROUP2])), None, "1.5")
-    assert manifest.chapter_key(manifest.chapters[2]) == (MANGA, "en", (), None, None)
+    api = "https://api.mangadex.org"
+    assert manifest.chapter_key(manifest.chapters[1], api) == (MANGA, "pt-br", tuple(sorted([GROUP, GROUP2])), None,
+                                                               "1.5", None, api)
+    assert manifest.chapter_key(manifest.chapters[2], api) == (MANGA, "en", (), None, None, None, api)
+
+
+def test_the_key_holds_the_api_and_a_oneshots_title_only(series):
+    manifest = load_manifest(write(series, FULL))
+    numbered, _pt, oneshot = manifest.chapters
+    titled = replace(oneshot, title="Extra")
+    assert manifest.chapter_key(numbered, "https://api.mangadex.org").title is None  # a number's title is metadata
+    assert manifest.chapter_key(titled, "https://api.mangadex.org").title == "Extra"
+    assert manifest.chapter_key(titled, "https://api.mangadex.org") != manifest.chapter_key(oneshot,
+                                                                                          "https://api.mangadex.org")
+    assert manifest.chapter_key(numbered, "HTTPS://API.mangadex.org/") == manifest.chapter_key(
+        numbered, "https://api.mangadex.org")  # one API however it is written
+    assert manifest.chapter_key(numbered, "https://api.mangadex.dev") != manifest.chapter_key(
+        numbered, "https://api.mangadex.org")
+
+
+SHAPES = f"""\
+manga: {MANGA}
+groups: [{GROUP}]
+language: en
+chapters:
+  - chapter: null
+    volume: "7"
+    pages: c1
+  - chapter: null
+    volume: "8"
+    pages: c1
+  - chapter: null
+    title: Summer Special
+    pages: c1
+  - chapter: null
+    title: Winter Special
+    pages: c1
+  - chapter: "1"
+    volume: "1"
+    pages: c1
+  - chapter: "1"
+    volume: "2"
+    pages: c1
+  - chapter: "1"
+    volume: "2"
+    groups: [{GROUP}, {GROUP2}]
+    pages: c1
+"""
+
+
+def test_every_shape_real_series_have_is_accepted_as_distinct_chapters(series):
+    manifest = load_manifest(write(series, SHAPES))
+    keys = {manifest.chapter_key(spec, "https://api.mangadex.org") for spec in manifest.chapters}
+    assert len(keys) == len(manifest.chapters) == 7
 
 
 def test_select_keeps_manifest_order(series):
@@ -331,8 +384,18 @@ ERRORS = {
                                       ["neither a folder nor a .zip or .cbz"]),
     "pages empty": (HEAD + entry('"1"', 'pages: ""'), 6, "1", ["`pages` is empty"]),
     "pages without value": (HEAD + entry('"1"', "pages:"), 6, "1", ["`pages` has no value"]),
-    "duplicate chapter": (HEAD + entry('"1"', 'volume: "1"', "pages: c1") + entry('"1"', 'volume: "2"', "pages: c1"),
-                          8, "1", ["chapter 1 (en) is listed twice, at lines 5 and 8"]),
+    "duplicate chapter": (HEAD + entry('"1"', 'volume: "1"', "pages: c1") + entry('"1"', 'volume: "1"', "pages: c1"),
+                          8, "1", ["vol 1 chapter 1 (en) is listed twice, at lines 5 and 8"]),
+    "duplicate volume-only release": (HEAD + entry("null", 'volume: "7"', "pages: c1")
+                                      + entry("null", 'volume: "7"', "pages: c1"),
+                                      8, "oneshot", ["vol 7 oneshot (en) is listed twice, at lines 5 and 8"]),
+    "duplicate titled oneshot": (HEAD + entry("null", "title: Extra", "pages: c1")
+                                 + entry("null", "title: Extra", "pages: c1"),
+                                 8, "oneshot", ['oneshot "Extra" (en) is listed twice, at lines 5 and 8']),
+    "duplicate groups in another order": (
+        HEAD + entry('"1"', f"groups: [{GROUP}, {GROUP2}]", "pages: c1")
+        + entry('"1"', f"groups: [{GROUP2}, {GROUP}]", "pages: c1"),
+        8, "1", ["chapter 1 (en) is listed twice, at lines 5 and 8"]),
     "duplicate oneshot": (HEAD + entry("null", "pages: c1") + entry("", "pages: c1"), 7, "oneshot",
                           ["oneshot (en) is listed twice, at lines 5 and 7"]),
     "duplicate through override": (HEAD + entry('"1"', "language: fr", "pages: c1") + entry('"1"', "pages: c1")

@@ -30,7 +30,7 @@ from mdupload.publish import upload_manifest
 from mdupload.sandbox import SandboxConfig, start_sandbox
 from mdupload.upload import ChapterUpload, UploadOptions
 from tests.e2e import cli_env, run_cli
-from tests.fake_mangadex import GROUP, MANGA, FakeMangaDex
+from tests.fake_mangadex import FAKE_API, GROUP, MANGA, FakeMangaDex
 from tests.test_ratelimit import T0, VirtualClock
 from tests.test_upload import make_plan
 
@@ -70,7 +70,9 @@ def damage_pixel_data(path: Path) -> None:
 def publish(manifest_path: Path, workdir: Path, client, ledger: Ledger, *, reporter=None, deep=False, fix=False,
             concurrency=4):
     manifest = load_manifest(manifest_path)
+    api_url = client.transport.api_url if isinstance(client, MangaDexClient) else FAKE_API
     return upload_manifest(manifest, list(manifest.chapters), workdir, connect=lambda: client, ledger=ledger,
+                           api_url=api_url,
                            reporter=reporter or Reporter(quiet=True),
                            options=UploadOptions(concurrency=concurrency, retry_backoff_s=0.0),
                            accept_terms=True, deep=deep, fix=fix)
@@ -420,7 +422,8 @@ def test_a_deep_failure_known_before_the_first_upload_means_nothing_is_uploaded(
     monkeypatch.setattr(publish_module, "_deep_check", deep_check)
     manifest = load_manifest(path)
     outcome = upload_manifest(manifest, list(manifest.chapters), tmp_path / "work", connect=connect, ledger=ledger,
-                              reporter=Reporter(quiet=True), options=UploadOptions(), accept_terms=True, deep=True)
+                              reporter=Reporter(quiet=True), options=UploadOptions(), api_url=FAKE_API,
+                              accept_terms=True, deep=True)
     assert [r.status for r in outcome.results] == ["failed", "failed"] and fake.chapters == []
     assert set(fake.calls) <= {"get_open_session"}  # asked ahead about the first chapter; nothing begun or sent
     assert "not uploaded: the run stopped because chapter 2 (en) failed its --deep check" in outcome.results[0].error

@@ -24,6 +24,7 @@ from mdupload.upload import (
     UploadEvents,
     UploadOptions,
 )
+from mdupload.vocabulary import ChapterKey
 from tests.fake_mangadex import GROUP, MANGA, FakeMangaDex
 
 NO_WAIT = {"sleep": lambda s: None}
@@ -38,7 +39,7 @@ def make_plan(folder: Path, count: int = 12, chapter: str = "1") -> ChapterPlan:
         data = path.read_bytes()
         pages.append(PlannedPage(f"c{chapter}/{n}.png", path, f"{n}.png", "image/png", len(data),
                                  hashlib.sha256(data).hexdigest()))
-    key = (MANGA, "en", (GROUP,), None, chapter)
+    key = ChapterKey(MANGA, "en", (GROUP,), None, chapter)
     draft = {"volume": None, "chapter": chapter, "title": None, "translatedLanguage": "en"}
     return ChapterPlan(key, f"chapter {chapter} (en)", MANGA, (GROUP,), "en", draft, tuple(pages))
 
@@ -464,7 +465,7 @@ def _real_client(sandbox):
 
 
 def _plan_for(plan: ChapterPlan, manga: str, chapter: str, groups=(GROUP,)) -> ChapterPlan:
-    return ChapterPlan((manga, "en", tuple(sorted(groups)), None, chapter), f"chapter {chapter} (en)", manga,
+    return ChapterPlan(ChapterKey(manga, "en", tuple(sorted(groups)), None, chapter), f"chapter {chapter} (en)", manga,
                        tuple(groups), "en", {**plan.draft, "chapter": chapter}, plan.pages)
 
 
@@ -570,3 +571,58 @@ def test_every_round_of_sending_refused_pages_again_is_a_notice(tmp_path, ledger
     again = [n for n in result.notices if "sending them again" in n]
     assert again == ["1 page(s) not accepted yet (3.png: the server refused it); sending them again in 2 s (round 2 of 4)",
                      "1 page(s) not accepted yet (3.png: the server refused it); sending them again in 4 s (round 3 of 4)"]
+
+
+# --- the duplicate check at each boundary of a chapter's identity (vocabulary.ChapterKey) -------------
+
+def _release(plan: ChapterPlan, api: str, *, chapter: str | None, volume: str | None = None, title: str | None = None,
+             language: str = "en", groups=(GROUP,)) -> ChapterPlan:
+    key = ChapterKey.of(api=api, manga=MANGA, language=language, groups=groups, volume=volume, chapter=chapter,
+                        title=title)
+    draft = {"volume": volume, "chapter": chapter, "title": title, "translatedLanguage": language}
+    return ChapterPlan(key, key.label, MANGA, tuple(groups), language, draft, plan.pages)
+
+
+# name: (what MangaDex has, what is uploaded, whether it is the same chapter)
+BOUNDARIES = {
+    "the same groups in another order": ({"chapter": "90", "groups": (SECOND_GROUP, GROUP)},
+                                         {"chapter": "90", "groups": (GROUP, SECOND_GROUP)}, True),
+    "A and B published, A alone uploaded": ({"chapter": "91", "groups": (GROUP, SECOND_GROUP)},
+                                            {"chapter": "91", "groups": (GROUP,)}, False),
+    "A published, A and B uploaded": ({"chapter": "92", "groups": (GROUP,)},
+                                      {"chapter": "92", "groups": (GROUP, SECOND_GROUP)}, False),
+    "the same number in another volume": ({"chapter": "93", "volume": "1"}, {"chapter": "93", "volume": "2"}, False),
+    "the same number in the same volume": ({"chapter": "94", "volume": "2"}, {"chapter": "94", "volume": "2"}, True),
+    "a volume-only release of another volume": ({"chapter": None, "volume": "907"},
+                                                {"chapter": None, "volume": "908"}, False),
+    "a volume-only release of the same volume": ({"chapter": None, "volume": "909"},
+                                                 {"chapter": None, "volume": "909"}, True),
+    "another oneshot title": ({"chapter": None, "title": "Summer Special"},
+                              {"chapter": None, "title": "Winter Special"}, False),
+    "the same oneshot title": ({"chapter": None, "title": "Spring Special"},
+                               {"chapter": None, "title": "Spring Special"}, True),
+    "another language": ({"chapter": "95", "language": "fr"}, {"chapter": "95", "language": "en"}, False),
+}
+
+
+@pytest.mark.parametrize("name", BOUNDARIES)
+def test_the_duplicate_check_at_each_boundary_of_identity(tmp_path, ledger, sandbox, name):
+    existing, ours, same = BOUNDARIES[name]
+    published = sandbox.add_chapter(manga=MANGA, **{"groups": (GROUP,), **existing})
+    plan = _release(make_plan(tmp_path / "c", 2), sandbox.api_url, **ours)
+    result = ChapterUpload(_real_client(sandbox), ledger, plan, UploadOptions(), **NO_WAIT).run()
+    if same:
+        assert (result.status, result.chapter_id) == ("skipped", published), result.error
+    else:
+        assert result.status == "uploaded" and result.chapter_id != published, result.error
+
+
+def test_a_chapter_the_ledger_records_on_another_api_is_published_on_this_one(tmp_path, ledger, sandbox):
+    rehearsal = _release(make_plan(tmp_path / "c", 2), "http://127.0.0.1:9", chapter="96")
+    ledger.record(rehearsal.key, "COMMITTED", chapter_id="rehearsed-on-another-sandbox", clear_session=True)
+    here = _release(make_plan(tmp_path / "c", 2), sandbox.api_url, chapter="96")
+    result = ChapterUpload(_real_client(sandbox), ledger, here, UploadOptions(), **NO_WAIT).run()
+    assert result.status == "uploaded" and result.chapter_id != "rehearsed-on-another-sandbox", result.error
+    again = ChapterUpload(_real_client(sandbox), ledger, here, UploadOptions(), **NO_WAIT).run()
+    assert (again.status, again.chapter_id) == ("skipped", result.chapter_id)  # on the same API: the ledger says so
+    assert ledger.chapter(rehearsal.key).chapter_id == "rehearsed-on-another-sandbox"  # and the other is kept

@@ -19,6 +19,7 @@ import pytest
 from mdupload.errors import AuthError, MdUploadError, UsageError
 from mdupload.series import load_series
 from mdupload.watch import LOCK_FILE, Watcher, run_watch
+from tests.fake_mangadex import FAKE_API
 
 MANGA = "f9c33607-9180-4ba6-b85c-e4b5faee7192"
 OTHER_MANGA = "0b7c1f2e-5d3a-4e8b-9c6d-7a1b2c3d4e5f"
@@ -71,7 +72,7 @@ class FakePublish:
             entry.update(status="failed", error="1 page(s) still failed after 3 retries: bad.png.",
                          failed_pages={f"{spec.pages.name}/bad.png": "400: the file is not an image"})
             return {"ok": False, "chapters": [entry]}
-        key = manifest.chapter_key(spec)
+        key = manifest.chapter_key(spec, FAKE_API)
         status = "skipped" if key in self.uploaded else "uploaded"
         entry.update(status=status, chapter_id=self.uploaded.setdefault(key, f"chapter-{len(self.uploaded) + 1}"))
         return {"ok": True, "chapters": [entry]}

@@ -41,6 +41,8 @@ from .options import (
 @stale_after_option
 @click.option("--abandon-open", is_flag=True, help="Abandon an open session even when it was used recently.")
 @click.option("--force-new", is_flag=True, help="Upload even when the chapter already exists.")
+@click.option("--replace", is_flag=True,
+              help="Correct a published chapter whose pages or metadata changed, in place (docs/identity.md).")
 @concurrency_option
 @click.option("--deep", is_flag=True, help="Decode every page fully before uploading.")
 @fix_option
@@ -56,8 +58,8 @@ from .options import (
 @host_options
 @ledger_option
 @json_flag
-def upload(manifest, chapters, exclude, accept_terms, stale_after, abandon_open, force_new, concurrency, deep, fix,
-           dry_run, skip_invalid, quiet, archive, archive_to, api_url, auth_url, dev, ledger_path, as_json):
+def upload(manifest, chapters, exclude, accept_terms, stale_after, abandon_open, force_new, replace, concurrency, deep,
+           fix, dry_run, skip_invalid, quiet, archive, archive_to, api_url, auth_url, dev, ledger_path, as_json):
     """Check, then publish the manifest's chapters to MangaDex."""
     settings = settings_for(api_url=api_url, auth_url=auth_url, dev=dev, ledger=ledger_path,
                             accept_terms=accept_terms)
@@ -65,7 +67,7 @@ def upload(manifest, chapters, exclude, accept_terms, stale_after, abandon_open,
     specs = select_chapters(loaded, chapters, exclude)
     reporter = Reporter(quiet=quiet)
     options = UploadOptions(stale_after=timedelta(minutes=stale_after), abandon_open=abandon_open,
-                            force_new=force_new, concurrency=concurrency or DEFAULT_CONCURRENCY)
+                            force_new=force_new, replace=replace, concurrency=concurrency or DEFAULT_CONCURRENCY)
     # a missing server or a bad category stops the command before any upload
     archive_target = (resolve_target(loaded, archive_to, environ=settings.environ, option="--archive-to")
                       if archive and not dry_run else None)

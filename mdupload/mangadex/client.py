@@ -305,6 +305,12 @@ class MangaDexClient:
         answer = self.transport.api("GET", f"/chapter/{_segment(chapter_id)}")
         return _parse("GET /chapter/{id}", False, _chapter, _data(answer.data))
 
+    def update_chapter(self, chapter_id: str, version: int, fields: dict) -> Chapter:
+        """PUT /chapter/{id}: change a published chapter's `fields` (volume, chapter, title, translatedLanguage,
+        groups); `version` is its current one (a stale one is a Conflict, 409)."""
+        answer = self.transport.api("PUT", f"/chapter/{_segment(chapter_id)}", json={**fields, "version": version})
+        return _parse("PUT /chapter/{id}", True, _chapter, _data(answer.data))
+
     # --- the catalogue (public: no sign-in) ---------------------------------------------------
 
     def get_manga(self, manga_id: str) -> Title | None:
