@@ -87,7 +87,7 @@ class ChapterCheck:
 LocalPages = Callable[[ChapterSpec], Mapping[str, tuple[str, str, Path]]]
 
 
-def verify_chapters(manifest: Manifest, specs: Sequence[ChapterSpec], ledger: Ledger, reader: AtHomeReader, *,
+def verify_chapters(manifest: Manifest, specs: Sequence[ChapterSpec], ledger: Ledger | None, reader: AtHomeReader, *,
                     wait_s: float = 0.0, download: bool = False, workdir: Path | None = None,
                     local_pages: LocalPages | None = None, events: PullEvents | None = None,
                     on_wait: Callable[[int, float], None] | None = None) -> list[ChapterCheck]:
@@ -96,16 +96,18 @@ def verify_chapters(manifest: Manifest, specs: Sequence[ChapterSpec], ledger: Le
     Without `download`: the page count, and the order when MangaDex@Home's file names carry the
     uploaded pages' SHA-256 (they then also show a page that is not the uploaded one). With it: every
     `data` page is downloaded (into `workdir`) and compared with the local page: the same bytes, or
-    else the same picture within PIXEL_TOLERANCE (MangaDex may re-encode a page).
+    else the same picture within PIXEL_TOLERANCE (MangaDex may re-encode a page). With no ledger (none was
+    ever written), no chapter is published.
     """
     checks: dict[int, ChapterCheck] = {}
     committed: dict[int, tuple[str, list[PageRecord]]] = {}
     for index, spec in enumerate(specs):
         key = manifest.chapter_key(spec, reader.client.transport.api_url)  # the chapter on the MangaDex read
-        record = ledger.chapter(key)
+        record = ledger.chapter(key) if ledger is not None else None
         if record is None or not record.chapter_id or record.state not in PUBLISHED_STATES:
+            where = f"the ledger {ledger.path}" if ledger is not None else "no ledger (there is none yet)"
             checks[index] = ChapterCheck(spec, "not-uploaded", error=(
-                f"the ledger {ledger.path} records no published chapter for it: upload it first (or point --ledger "
+                f"{where} records no published chapter for it: upload it first (or point --ledger "
                 "at the ledger of the run that uploaded it)."))
             continue
         pages = ledger.pages(key)

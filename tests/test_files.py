@@ -24,6 +24,18 @@ def test_status_with_a_ledger_that_does_not_exist_creates_nothing(tmp_path):
     assert [c["state"] for c in document["chapters"]] == ["not started"] * 3
 
 
+def test_verify_with_a_ledger_that_does_not_exist_creates_nothing(tmp_path):
+    manifest = copy_example(tmp_path / "series")
+    missing = tmp_path / "not" / "there" / "ledger.sqlite3"
+    result = CliRunner().invoke(main, ["verify", str(manifest), "--ledger", str(missing), "--wait", "0",
+                                       "--api-url", "http://127.0.0.1:9", "--json"])
+    assert result.exit_code == 1, result.output  # nothing published: every chapter is not uploaded
+    assert not (tmp_path / "not").exists()
+    document = json.loads(result.stdout)
+    assert [c["status"] for c in document["chapters"]] == ["not-uploaded"] * 3
+    assert "no ledger (there is none yet)" in document["chapters"][0]["error"]
+
+
 def test_status_reads_an_existing_ledger_and_creates_no_lock_file(tmp_path):
     manifest = copy_example(tmp_path / "series")
     ledger_path = tmp_path / "ledger.sqlite3"

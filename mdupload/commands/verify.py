@@ -24,8 +24,8 @@ from .options import (
     chapter_option,
     json_flag,
     ledger_option,
+    ledger_to_read,
     manifest_argument,
-    open_ledger,
     quiet_option,
     reading_client,
     settings_for,
@@ -53,7 +53,7 @@ def verify(manifest, chapters, exclude, wait_minutes, download, quiet, api_url, 
     settings = settings_for(api_url=api_url, dev=dev, ledger=ledger_path)
     loaded = load_manifest(manifest, settings.environ)
     specs = select_chapters(loaded, chapters, exclude)
-    ledger = open_ledger(settings)
+    ledger = ledger_to_read(settings)  # a command that only reads creates no ledger
     reporter = Reporter(quiet=quiet)
     reader = AtHomeReader(reading_client(settings), environ=settings.environ)
     with tempfile.TemporaryDirectory(prefix="mdupload-verify-") as workdir:
