@@ -42,6 +42,7 @@ from .mangadex.client import MangaDexClient
 from .manifest import ChapterSpec, Manifest
 from .run_summary import RunSummary
 from .settings import Settings
+from .batches import LinkEstimate
 from .upload import (
     ChapterPlan,
     ChapterResult,
@@ -181,6 +182,7 @@ def upload_manifest(manifest: Manifest, specs: list[ChapterSpec], workdir: Path,
         else:
             prepared = [_done(report) for report in reports]
         client, lookahead, outcome.timings["sign_in_and_lookups_s"] = signing_in.result()
+        link = LinkEstimate()  # the throughput and answer waits the batches measure, carried from chapter to chapter
         for index, spec in enumerate(specs):
             stop = _failed_check(specs, prepared, index)
             if stop is None and not prepared[index].done():
@@ -195,10 +197,11 @@ def upload_manifest(manifest: Manifest, specs: list[ChapterSpec], workdir: Path,
                 break
             plan = build_plan(manifest, prepared[index].result(), api_url)
             outcome.plans.append(plan)
-            ask_ahead = partial(lookahead.ask_ahead, manifest, specs[index + 1]) if index + 1 < len(specs) else None
             reporter.start_chapter(plan)
             upload = ChapterUpload(client, ledger, plan, _chapter_options(options, spec),
-                                   _FirstBatchSignal(reporter, ask_ahead), lookups=lookahead)
+                                   _UnderWaySignal(reporter, partial(_ask_during_upload, lookahead, manifest,
+                                                                       spec, specs[index + 1: index + 2])),
+                                   lookups=lookahead, link=link)
             try:
                 result = upload.run()
             except AuthError as exc:  # every later chapter would fail the same way
@@ -292,14 +295,23 @@ def _interrupted_first(manifest: Manifest, specs: list[ChapterSpec], ledger: Led
 
 def _sign_in_ahead(connect: Callable[[], MangaDexClient], manifest: Manifest, first: ChapterSpec | None,
                    started: float) -> tuple[MangaDexClient, LookAhead, float]:
-    """While the local checks run: the client, signed in by the first chapter's questions asked ahead (is it
-    published? which session is open? will it wait for approval?); and the seconds this took from `started`."""
+    """While the local checks run: the client, signed in by the first chapter's question asked ahead (is it
+    published?); and the seconds this took from `started`. (Which session is open is not asked: a chapter with
+    no earlier session begins at once, see upload.py; whether MangaDex holds it for approval is asked once
+    its upload is under way.)"""
     client = connect()
     lookahead = LookAhead(client)
     if first is not None:
-        lookahead.ask_ahead(manifest, first, session=True)
+        lookahead.ask_ahead(manifest, first)
         lookahead.answered()
     return client, lookahead, time.perf_counter() - started
+
+
+def _ask_during_upload(lookahead: LookAhead, manifest: Manifest, spec: ChapterSpec, following: list[ChapterSpec]) -> None:
+    """Once a chapter's upload is under way: will MangaDex hold it for approval, and is the next one published?"""
+    lookahead.ask_approval_ahead(manifest.manga, spec.language)
+    for later in following:
+        lookahead.ask_ahead(manifest, later)
 
 
 def _drop_sign_in(signing_in: Future | None) -> None:
@@ -383,13 +395,13 @@ def _problems_by_page(report: ChapterReport) -> dict[str, str]:
     return problems
 
 
-class _FirstBatchSignal(UploadEvents):
-    """The reporter's events, and a signal when a chapter's first batch is answered: the upload is in full
-    swing, and asking about the next chapter then takes nothing from it (its first requests are done)."""
+class _UnderWaySignal(UploadEvents):
+    """The reporter's events, and a signal once a chapter's first batch is handed over: its upload is in full
+    swing, and asking about what comes next then takes nothing from it (its first requests are out)."""
 
-    def __init__(self, reporter: UploadEvents, on_first_batch: Callable[[], None] | None):
+    def __init__(self, reporter: UploadEvents, on_under_way: Callable[[], None] | None):
         self._reporter = reporter
-        self._on_first_batch: Callable[[], None] | None = on_first_batch
+        self._on_under_way: Callable[[], None] | None = on_under_way
         self._lock = threading.Lock()
 
     def state(self, plan: ChapterPlan, state: str, detail: str | None) -> None:
@@ -403,20 +415,22 @@ class _FirstBatchSignal(UploadEvents):
 
     def pages_done(self, plan: ChapterPlan, count: int) -> None:
         self._reporter.pages_done(plan, count)
+
+    def under_way(self, plan: ChapterPlan) -> None:
         with self._lock:
-            signal, self._on_first_batch = self._on_first_batch, None
+            signal, self._on_under_way = self._on_under_way, None
         if signal is not None:
             signal()
 
 
 class LookAhead:
-    """The first questions about a chapter, asked ahead (upload.ChapterLookups): the first chapter's while the
-    local checks run, each later one's while its predecessor uploads.
+    """The questions about a chapter that change nothing on MangaDex (upload.ChapterLookups), asked ahead: the
+    first chapter's while the local checks run, each later one's while its predecessor uploads.
 
-    `find_chapters` (is it on MangaDex already?), `check_approval_required` and, for the first chapter,
-    `get_open_session` answer from what was asked ahead, once, when the answer is younger than FRESH_S;
-    any other question, and any question asked ahead that failed, goes to MangaDex at the moment the
-    state machine asks it.
+    `find_chapters` (is it on MangaDex already?) answers from what was asked ahead, once, when the answer is
+    younger than FRESH_S. `check_approval_required` is asked once per manga and language in a run (the
+    state machine asks it once a chapter is committed; nothing waits on it before). Any other question,
+    and any question asked ahead that failed, goes to MangaDex at the moment the state machine asks it.
     """
 
     FRESH_S = 120.0
@@ -426,39 +440,42 @@ class LookAhead:
         self._clock = clock
         self._lock = threading.Lock()
         self._answers: dict[tuple, tuple[float, Future]] = {}
+        self._approvals: dict[tuple[str, str], Future] = {}
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mdupload-ask-ahead")
 
-    def ask_ahead(self, manifest: Manifest, spec: ChapterSpec, *, session: bool = False) -> None:
-        """`session`: also which session is open, a question asked ahead only for a run's first chapter (later,
-        the open session is the current chapter's own until its commit). The questions are asked in the order
-        the state machine asks them."""
-        questions = {
-            ("find_chapters", manifest.manga, spec.chapter, spec.language, tuple(spec.groups)):
-                lambda: self._client.find_chapters(manifest.manga, spec.chapter, spec.language, spec.groups),
-        }
-        if session:
-            questions[("get_open_session",)] = self._client.get_open_session
-        questions[("check_approval_required", manifest.manga, spec.language)] = \
-            lambda: self._client.check_approval_required(manifest.manga, spec.language)
+    def ask_ahead(self, manifest: Manifest, spec: ChapterSpec) -> None:
+        """Is `spec` on MangaDex already?"""
+        key = ("find_chapters", manifest.manga, spec.chapter, spec.language, tuple(spec.groups))
         with self._lock:
-            for key, ask in questions.items():
-                self._answers[key] = (self._clock(), self._pool.submit(ask))
+            self._answers[key] = (self._clock(), self._pool.submit(
+                self._client.find_chapters, manifest.manga, spec.chapter, spec.language, spec.groups))
+
+    def ask_approval_ahead(self, manga: str, locale: str) -> None:
+        """Will MangaDex hold chapters of this manga in this language for approval? (Asked once in a run.)"""
+        with self._lock:
+            if (manga, locale) not in self._approvals:
+                self._approvals[manga, locale] = self._pool.submit(self._client.check_approval_required, manga, locale)
 
     def find_chapters(self, manga, chapter, language, groups):
         return self._answer(("find_chapters", manga, chapter, language, tuple(groups)),
                             lambda: self._client.find_chapters(manga, chapter, language, groups))
 
     def check_approval_required(self, manga, locale):
-        return self._answer(("check_approval_required", manga, locale),
-                            lambda: self._client.check_approval_required(manga, locale))
-
-    def get_open_session(self):
-        return self._answer(("get_open_session",), self._client.get_open_session)
+        self.ask_approval_ahead(manga, locale)
+        with self._lock:
+            asked = self._approvals[manga, locale]
+        try:
+            return asked.result()
+        except Exception:  # noqa: BLE001 - asked again, where a failure is the state machine's to handle
+            with self._lock:
+                if self._approvals.get((manga, locale)) is asked:
+                    del self._approvals[manga, locale]
+            return self._client.check_approval_required(manga, locale)
 
     def answered(self) -> None:
         """Wait until every question asked ahead so far has its answer (or its failure)."""
         with self._lock:
-            pending = [future for _, future in self._answers.values()]
+            pending = [future for _, future in self._answers.values()] + list(self._approvals.values())
         wait(pending)
 
     def _answer(self, key: tuple, ask: Callable):

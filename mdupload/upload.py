@@ -7,10 +7,12 @@ was doing and whether that call may have happened:
     CHECKED ─► SKIPPED                              (the ledger or MangaDex already has the chapter)
             ─► ABANDONING ─► SKIPPED                (MangaDex has it, and this chapter's own unfinished
                                                      session is still open: it is abandoned first)
+            ─► BEGINNING                            (no earlier session of this chapter to look for)
             ─► FINDING_SESSION ─► RESUMING          (the open session is this chapter's)
                                ─► ABANDONING ─► BEGINNING   (a stale or consented foreign session)
                                ─► BEGINNING
                                ─► SKIPPED           (the commit of an earlier run went through)
+    BEGINNING ─► FINDING_SESSION                    (MangaDex refused the begin: another session is open)
     BEGINNING | RESUMING ─► UPLOADING ─► RECONCILING ─► UPLOADING (pages still missing)
                                                      ─► COMMITTING ─► COMMITTED
     any state ─► FAILED (the reason is kept; the session stays open so that a rerun resumes it)
@@ -43,6 +45,13 @@ What the ledger holds at each instant is enough to decide, after a kill, without
   COMMITTING looks the session up: still open means the commit did not happen; gone means it did,
   and the chapter is looked up on MangaDex, never committed again.
 
+A chapter with no earlier session of its own (nothing in the ledger to resume or to look for) skips
+the session lookup (GET /upload) and begins at once: MangaDex refuses a begin while a session is
+open, and only then is the open session looked up (FINDING_SESSION), as it would have been. Between
+the chapters of a run, this takes a request and a round trip out of each one. RECONCILING lists the
+session only when some batch got no answer or some page is still missing: when every page was
+answered as accepted, the file ids are all known and there is nothing the listing could add.
+
 `TRANSITIONS` below is the whole table; `ChapterUpload._step_<state>` does one state's work and
 returns the next state.
 """
@@ -52,13 +61,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
-from . import limits
+from .batches import BatchQueue, LinkEstimate, send_pipelined
 from .errors import AuthError, LedgerError, MdUploadError
 from .ledger import Ledger
 from .mangadex.client import (
@@ -68,14 +76,23 @@ from .mangadex.client import (
     UploadFile,
     UploadSession,
 )
-from .mangadex.errors import CaptchaRequired, Conflict, NetworkError, OutcomeUnknown, RateLimited, ServerError
+from .mangadex.errors import (
+    ApiError,
+    CaptchaRequired,
+    Conflict,
+    NetworkError,
+    OutcomeUnknown,
+    RateLimited,
+    ServerError,
+)
 from .vocabulary import FINAL_STATES, LOOKING_AROUND, PUBLISHED_STATES, ChapterKey, State, Status
 
 TRANSITIONS: dict[State, tuple[State, ...]] = {
-    State.CHECKED: (State.SKIPPED, State.ABANDONING, State.FINDING_SESSION, State.EDITING, State.UPDATING),
+    State.CHECKED: (State.SKIPPED, State.ABANDONING, State.FINDING_SESSION, State.BEGINNING, State.EDITING,
+                    State.UPDATING),
     State.FINDING_SESSION: (State.RESUMING, State.ABANDONING, State.BEGINNING, State.SKIPPED),
     State.ABANDONING: (State.BEGINNING, State.SKIPPED),
-    State.BEGINNING: (State.UPLOADING,),
+    State.BEGINNING: (State.UPLOADING, State.FINDING_SESSION),
     State.RESUMING: (State.UPLOADING,),
     State.EDITING: (State.UPLOADING,),
     State.UPDATING: (State.COMMITTED,),
@@ -88,8 +105,10 @@ TRANSITIONS: dict[State, tuple[State, ...]] = {
 }
 
 STALE_AFTER_MIN = 10  # an open session untouched this many minutes is abandoned
-DEFAULT_CONCURRENCY = 4  # by measurement: `make bench` sweeps it (README, Performance)
+DEFAULT_CONCURRENCY = 4  # the most batch requests in flight (batches.py sends them pipelined; `make bench --sweep`)
 BEGIN_ATTEMPTS = 3  # a begin that provably did not open a session (5xx, then none open) is asked again
+# What MangaDex may answer a begin while another session is open ("an error": API-NOTES.md); the sandbox says 409
+BEGIN_REFUSED_WHILE_OPEN = (400, 409)
 # States whose record forgets the chapter's session in the same write: a new one is being begun, or the
 # chapter is published and its session closed.
 _CLEARS_SESSION = (State.BEGINNING, State.EDITING, State.COMMITTED, State.SKIPPED)
@@ -161,16 +180,18 @@ class UploadOptions:
 
 
 class ChapterLookups(Protocol):
-    """The questions the state machine asks first about a chapter (publish.py's LookAhead asks them ahead)."""
+    """The questions about a chapter that publish.py's LookAhead asks ahead: is it on MangaDex already, and
+    will MangaDex hold it for approval?"""
 
     def find_chapters(self, manga: str, chapter: str | None, language: str,
                       groups: Sequence[str]) -> list[Chapter]: ...
     def check_approval_required(self, manga: str, locale: str) -> bool: ...
-    def get_open_session(self) -> UploadSession | None: ...
 
 
 class UploadClient(ChapterLookups, Protocol):
     """What the state machine needs of MangaDex (mangadex/client.py's MangaDexClient; the tests' fakes)."""
+
+    def get_open_session(self) -> UploadSession | None: ...
 
     def begin_session(self, manga: str, groups: Sequence[str]) -> UploadSession: ...
     def upload_files(self, session_id: str, files: Sequence[UploadFile],
@@ -190,6 +211,7 @@ class UploadEvents:
     def notice(self, plan: ChapterPlan, text: str) -> None: ...
     def bytes_sent(self, plan: ChapterPlan, count: int) -> None: ...  # of pages MangaDex accepted
     def pages_done(self, plan: ChapterPlan, count: int) -> None: ...
+    def under_way(self, plan: ChapterPlan) -> None: ...  # a batch's bytes are all handed over (called for each)
 
 
 @dataclass(frozen=True)
@@ -303,8 +325,10 @@ class ChapterUpload:
 
     def __init__(self, client: UploadClient, ledger: Ledger, plan: ChapterPlan,
                  options: UploadOptions | None = None, events: UploadEvents | None = None,
-                 sleep=time.sleep, now=lambda: datetime.now(UTC), *, lookups: ChapterLookups | None = None):
+                 sleep=time.sleep, now=lambda: datetime.now(UTC), *, lookups: ChapterLookups | None = None,
+                 link: LinkEstimate | None = None):
         self.client = client
+        self.link = link or LinkEstimate()  # what the batches measured: a run's chapters share one
         self.lookups = lookups or client  # where the first questions are answered (asked ahead, or now)
         self.ledger = ledger
         self.plan = plan
@@ -320,6 +344,7 @@ class ChapterUpload:
         self.failures: dict[str, str] = {}  # upload_name -> last reason it failed
         self.upload_rounds = 0
         self.commit_attempts = 0
+        self.begin_unlooked = False  # begun without looking for an open session first (_session_or_begin)
         self._last_byte_at = time.perf_counter()  # when the latest byte of a batch was sent
         self._lock = threading.Lock()
 
@@ -400,7 +425,7 @@ class ChapterUpload:
                 return State.EDITING
         self._plan_pages()
         if self.options.force_new:
-            return State.FINDING_SESSION
+            return self._session_or_begin()
         if earlier and earlier.state == State.COMMITTING and earlier.session_id:
             # The commit of an earlier run may have gone through: its session tells.
             return State.FINDING_SESSION
@@ -408,7 +433,17 @@ class ChapterUpload:
         if existing:
             self._skip(existing, "MangaDex already has it")
             return self._discard_own_session(earlier)
-        return State.FINDING_SESSION
+        return self._session_or_begin()
+
+    def _session_or_begin(self) -> str:
+        """FINDING_SESSION when an earlier run may have left this chapter a session (to resume, to claim or
+        to tell whether its commit went through); otherwise BEGINNING at once: MangaDex refuses a begin while
+        any session is open, and that refusal leads to FINDING_SESSION (`_step_beginning`)."""
+        earlier = self.earlier
+        if earlier is not None and (earlier.session_id or earlier.state in (State.BEGINNING, State.COMMITTING)):
+            return State.FINDING_SESSION
+        self.begin_unlooked = True
+        return State.BEGINNING
 
     def _plan_pages(self) -> None:
         self.ledger.plan_pages(self.plan.key, [(p.origin, p.upload_name, p.size, p.sha256) for p in self.plan.pages])
@@ -496,12 +531,12 @@ class ChapterUpload:
 
     def _step_finding_session(self) -> str:
         earlier = self.earlier
-        open_session = self.lookups.get_open_session()
+        open_session = self.client.get_open_session()
         if (earlier and earlier.state == State.COMMITTING and earlier.session_id and not self.options.force_new
                 and (open_session is None or open_session.id != earlier.session_id)):
             return self._earlier_commit_went_through(earlier.session_id)
         if open_session is None:
-            return self._approval_then_begin()
+            return State.BEGINNING
         if self._is_ours(open_session, earlier):
             self.session = open_session
             return State.RESUMING
@@ -570,12 +605,15 @@ class ChapterUpload:
                      "It is looked for again when the item is tried again.")
         return chapter_id
 
-    def _approval_then_begin(self) -> str:
+    def _ask_approval(self) -> None:
+        """Once a new chapter is committed: will MangaDex hold it for staff approval? (Nothing before depends on
+        the answer, which the look-ahead asks while the upload runs; the end-of-run wait skips such chapters.)"""
+        if self.session is not None and self.session.chapter_id is not None:
+            return  # a correction: the chapter was published before
         self.result.held_for_approval = self.lookups.check_approval_required(self.plan.manga, self.plan.language)
         if self.result.held_for_approval:
             self._notice("MangaDex will hold this chapter for staff approval before readers see it "
                          "(a group's first upload in this language, or the manga requires it)")
-        return State.BEGINNING
 
     # --- ABANDONING, BEGINNING, RESUMING --------------------------------------------------------
 
@@ -590,7 +628,7 @@ class ChapterUpload:
         self.client.abandon_session(session.id)
         if self.skip_after_abandon:
             return State.SKIPPED  # the SKIPPED record forgets this chapter's session
-        return self._approval_then_begin()
+        return State.BEGINNING
 
     def _step_beginning(self) -> str:
         # The BEGINNING transition is in the ledger (the chapter's previous session forgotten in the same
@@ -603,6 +641,8 @@ class ChapterUpload:
                 session = self.client.get_open_session()
                 if session is not None:
                     if not self._begun_for_this_plan(session):
+                        if self.begin_unlooked:  # it may have been open before: deal with it as FINDING_SESSION does
+                            return self._look_for_the_open_session()
                         raise RetryLater(
                             f"beginning an upload session failed, and then another one was open on the account "
                             f"(session {session.id}, manga {session.manga_id}).",
@@ -612,8 +652,20 @@ class ChapterUpload:
                 if attempt == BEGIN_ATTEMPTS:
                     raise  # no session was opened: nothing to clean up
                 self._sleep(self.options.retry_backoff_s * 2 ** (attempt - 1))
+            except (RateLimited, CaptchaRequired):
+                raise
+            except ApiError as refused:
+                if self.begin_unlooked and refused.status in BEGIN_REFUSED_WHILE_OPEN:
+                    return self._look_for_the_open_session()  # most likely another session is open
+                raise
         self._record(State.BEGINNING, session_id=self.session.id, detail="session begun")
         return State.UPLOADING
+
+    def _look_for_the_open_session(self) -> str:
+        """A begin made without looking for an open session first (`_session_or_begin`) was refused: look now,
+        as FINDING_SESSION would have, and begin again only once the open session is dealt with."""
+        self.begin_unlooked = False
+        return State.FINDING_SESSION
 
     def _begun_for_this_plan(self, session: UploadSession) -> bool:
         """A new chapter's session for this manga and groups, holding nothing but pages of this plan."""
@@ -715,30 +767,28 @@ class ChapterUpload:
                      f"(round {self.upload_rounds + 1} of {self.options.retry_rounds + 1})")
 
     def _upload(self, pages: list[PlannedPage]) -> None:
-        """Every thread sends the batch `BatchQueue` gives it next until none is left; the time from the round's
+        """Send the pages in batches, pipelined with a shrinking tail (batches.py); the time from the round's
         last byte to its last answer is the report's `last_answers_s`."""
-        queue = BatchQueue(pages, self.options.concurrency)
         self._last_byte_at = time.perf_counter()
-
-        def send_all() -> None:
-            while batch := queue.take():
-                self._send_batch(batch)
-
-        with ThreadPoolExecutor(max_workers=queue.threads) as pool:
-            futures = [pool.submit(send_all) for _ in range(queue.threads)]
-            for future in as_completed(futures):
-                future.result()
+        send_pipelined(BatchQueue(pages, self.link), self._send_batch, self.options.concurrency)
         self.result.timings.last_answers_s += max(0.0, time.perf_counter() - self._last_byte_at)
 
-    def _note_last_byte(self, _count: int) -> None:
-        """The body's bytes leaving (for the timings); the progress counts them once answered (_send_batch)."""
-        self._last_byte_at = time.perf_counter()
-
-    def _send_batch(self, batch: list[PlannedPage]) -> None:
+    def _send_batch(self, batch: list[PlannedPage], handed_over: threading.Event) -> None:
         files = [UploadFile(p.path, p.upload_name, p.mime) for p in batch]
-        started = time.perf_counter()
+        body_bytes = sum(p.size for p in batch)
+        handed = 0
+        last_byte_at = started = time.perf_counter()
+
+        def on_bytes(count: int) -> None:  # the body's bytes leaving; the progress counts them once answered
+            nonlocal handed, last_byte_at
+            handed += count
+            last_byte_at = self._last_byte_at = time.perf_counter()
+            if handed >= body_bytes:
+                handed_over.set()
+                self.events.under_way(self.plan)
+
         try:
-            answer = self.client.upload_files(self.session.id, files, on_bytes=self._note_last_byte)
+            answer = self.client.upload_files(self.session.id, files, on_bytes=on_bytes)
         except (OutcomeUnknown, ServerError) as exc:
             # Whether the server kept these files is unknown: RECONCILING lists the session before re-sending.
             self._time_batch(batch, started, accepted=0)
@@ -746,6 +796,7 @@ class ChapterUpload:
                 for p in batch:
                     self.failures[p.upload_name] = f"{NO_ANSWER} ({exc})"
             return
+        self.link.answered(len(batch), body_bytes, last_byte_at)
         by_name = {p.upload_name: p for p in batch}
         accepted: dict[str, str] = {}
         for sent in answer.files:  # mapped by name, never by the order of the answer
@@ -773,6 +824,8 @@ class ChapterUpload:
             self.result.timings.batches.append(timing)
 
     def _step_reconciling(self) -> str:
+        if not self.failures and all(p.upload_name in self.file_ids for p in self.plan.pages):
+            return State.COMMITTING  # every page answered as accepted: the listing could add nothing
         session = self.client.get_open_session()
         if session is None or session.id != self.session.id:
             raise UploadFailed(f"the upload session {self.session.id} was closed by someone else while uploading.",
@@ -840,40 +893,11 @@ class ChapterUpload:
             if still_open is not None and still_open.id == self.session.id:
                 return State.RECONCILING  # provably not committed: check the files, commit again
             self.result.chapter_id = self._chapter_of_lost_commit(self.session.id)
+            self._ask_approval()
             return State.COMMITTED
         self.result.chapter_id = chapter.id
+        self._ask_approval()
         return State.COMMITTED  # recorded with the chapter id, the session forgotten in the same write
-
-
-class BatchQueue:
-    """The batches of one round, handed to whichever thread is free, scheduled by bytes for a short tail.
-
-    The largest pages go first, at most FILES_PER_REQUEST to a batch. The threads' first batches are
-    staggered (1/N, 2/N, ... of a full batch): equal batches sent together would end together, and the
-    link would stand idle while the server processes all of them at once. Once what is left fits in
-    one full batch per thread, it is cut into one batch per thread, so that the last ones finish
-    together and the last one the server processes is no larger than needed.
-    """
-
-    def __init__(self, pages: Sequence[PlannedPage], concurrency: int):
-        self._pages = sorted(pages, key=lambda p: p.size, reverse=True)
-        self.threads = max(1, min(concurrency, len(self._pages)))
-        self._handed = 0
-        self._tail_size: int | None = None
-        self._lock = threading.Lock()
-
-    def take(self) -> list[PlannedPage]:
-        with self._lock:
-            most = limits.FILES_PER_REQUEST
-            if self._handed < self.threads:
-                most = -(-most * (self._handed + 1) // self.threads)
-            elif self._tail_size is None and len(self._pages) <= self.threads * most:
-                self._tail_size = -(-len(self._pages) // self.threads)
-            if self._tail_size is not None:
-                most = self._tail_size
-            batch, self._pages = self._pages[:most], self._pages[most:]
-            self._handed += 1
-            return batch
 
 
 def _reason_for(name: str, errors) -> str | None:

@@ -14,7 +14,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from mdupload.mangadex.client import BatchResult, Chapter, SessionFile, UploadSession
-from mdupload.mangadex.errors import ApiErrorDetail, OutcomeUnknown, ServerError
+from mdupload.mangadex.errors import ApiErrorDetail, Conflict, OutcomeUnknown, ServerError
 
 MANGA = "f9c33607-9180-4ba6-b85c-e4b5faee7192"
 GROUP = "145f9110-0a6c-4b71-8737-6acb1a3c5da4"
@@ -58,7 +58,9 @@ class FakeMangaDex:
         if self.fail_begins > 0:
             self.fail_begins -= 1
             raise ServerError("MangaDex failed on POST /upload/begin (500).", status=500)
-        assert self.session is None, "MangaDex refuses a second open session"
+        if self.session is not None:  # "an error when one is already open" (API-NOTES.md); the sandbox's 409
+            raise Conflict(f"MangaDex refused POST /upload/begin (409): session {self.session.id} is open.",
+                           status=409, title="conflict_http_exception")
         now = datetime.now(UTC)
         self.session = UploadSession(next(self._ids), manga, tuple(groups), (), False, 1, now, now, None)
         return self.session
@@ -72,6 +74,8 @@ class FakeMangaDex:
         stored, errors = [], []
         for f in files:
             self.sent_names.append(f.filename)
+            if on_bytes:  # the file's bytes go out, whatever the server makes of them
+                on_bytes(f.path.stat().st_size)
             if self.refuse.get(f.filename, 0) > 0:
                 self.refuse[f.filename] -= 1
                 errors.append(ApiErrorDetail(400, "bad_file", f"{f.filename}: the server refused it", None))
@@ -80,8 +84,6 @@ class FakeMangaDex:
             digest = (hashlib.sha256(data) if self.hash_is_sha256 else hashlib.blake2s(data)).hexdigest()
             stored.append(SessionFile(next(self._ids), f.filename, digest, len(data), f.mime, "local"))
             self.stored.append((session_id, f.filename))
-            if on_bytes:
-                on_bytes(len(data))
         self.session = replace(self.session, files=self.session.files + tuple(stored),
                                updated_at=datetime.now(UTC))
         if self.lose_answer_of_batches > 0:

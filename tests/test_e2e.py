@@ -14,7 +14,8 @@ from PIL import Image
 from mdupload.ledger import Ledger
 from mdupload.mangadex.auth import Credentials
 from mdupload.mangadex.client import MangaDexClient
-from mdupload.upload import BatchQueue, ChapterPlan, ChapterUpload, PlannedPage, UploadOptions
+from mdupload.batches import BatchQueue, LinkEstimate
+from mdupload.upload import ChapterPlan, ChapterUpload, PlannedPage, UploadOptions
 from mdupload.vocabulary import ChapterKey
 from tests.e2e import chapter_pages, cli_env, copy_example, run_cli
 
@@ -75,7 +76,10 @@ def test_json_and_verbose_say_where_the_time_went_phase_by_phase_and_batch_by_ba
     document = run.json
     assert {"checks_s", "sign_in_and_lookups_s", "chapters_s", "listing_wait_s"} <= set(document["timings"])
     first = document["chapters"][0]["timings"]
-    assert {"duplicate_check", "session_lookup", "begin", "upload", "reconcile", "commit"} <= set(first["phases"])
+    assert {"duplicate_check", "begin", "upload", "reconcile", "commit"} <= set(first["phases"])
+    # nothing of an earlier run to look for, every batch answered: no session lookup, before or after the batches
+    assert "session_lookup" not in first["phases"]
+    assert not [r for r in sandbox.state()["requests"] if r["method"] == "GET" and r["path"] == "/upload"]
     assert sum(batch["pages"] for batch in first["batches"]) == 10 and all(b["bytes"] > 0 for b in first["batches"])
     assert first["last_answers_s"] >= 0
     assert "chapter 1 (en): where the time went: duplicate_check" in run.stderr and "the run's time: checks_s" in run.stderr
@@ -138,7 +142,7 @@ def test_a_page_the_server_refuses_is_retried_then_named_and_a_rerun_sends_only_
     assert "c1/7.png" in result.error and chapter_pages(sandbox.state(), "9") == []
     sent = [r for r in sandbox.state()["requests"] if r["method"] == "POST" and r["path"].startswith("/upload/")
             and r["path"].count("/") == 2 and not r["path"].endswith(("begin", "commit", "approval-required"))]
-    first_round = len(list(iter(BatchQueue(plan().pages, options.concurrency).take, [])))
+    first_round = len(list(iter(BatchQueue(plan().pages, LinkEstimate()).take, [])))  # nothing measured yet
     assert len(sent) == first_round + options.retry_rounds  # the batches, then the one page alone each round
     Image.new("RGB", (800, 1200), "white").save(folder / "7.png")  # re-exported
     result = ChapterUpload(client, ledger, plan(), options).run()

@@ -109,11 +109,35 @@ def test_one_caller_goes_at_full_speed_then_waits_for_the_window_to_free_a_slot(
     limiter = RateLimiter(monotonic=clock, wall=clock, sleep=clock.sleep)
     times = []
     for _ in range(21):
-        limiter.acquire("POST", "/upload/begin")
+        ticket = limiter.acquire("POST", "/upload/begin")
+        limiter.observe("POST", "/upload/begin", ticket, 200, {})  # answered at once (the transport observes each)
         times.append(clock() - T0)
     assert times[:limits.GLOBAL_REQUESTS_PER_SECOND] == [0.0] * limits.GLOBAL_REQUESTS_PER_SECOND
     assert times[19] < 10  # the first 20 only wait for the per-second allowance
     assert 60 < times[20] <= 62  # the 21st waits for the first to leave the minute (with a small margin)
+
+
+def test_a_new_limiter_sends_its_first_request_alone_and_learns_from_its_answer_what_came_before():
+    """Another program (or a run that just ended) may have used this second's allowance: until the first
+    answer tells what MangaDex counted, nothing else goes out; then the count it tells is respected."""
+    clock = VirtualClock()
+    limiter = RateLimiter(monotonic=clock, wall=clock, sleep=clock.sleep)
+    first = limiter.acquire("GET", "/chapter")
+    clock.sleep(0.2)  # the answer's round trip: MangaDex counted 5 requests this second, 4 of them not ours
+    limiter.observe("GET", "/chapter", first, 200, {"X-RateLimit-Limit": "5", "X-RateLimit-Remaining": "0",
+                                                    "X-RateLimit-Retry-After": str(int(T0) + 1)})
+    limiter.acquire("GET", "/chapter")
+    assert clock() - T0 >= 1.0  # not before MangaDex's window ended
+
+
+def test_without_an_answer_the_first_request_holds_the_others_back_for_a_window_at_most():
+    clock = VirtualClock()
+    limiter = RateLimiter(monotonic=clock, wall=clock, sleep=clock.sleep)
+    limiter.acquire("GET", "/chapter")  # its answer never comes (a dropped connection)
+    limiter.acquire("GET", "/chapter")
+    assert 1.0 <= clock() - T0 <= 1.3
+    limiter.acquire("GET", "/chapter")  # from then on, the allowance alone counts
+    assert clock() - T0 <= 1.3
 
 
 def test_many_threads_together_stay_under_the_global_and_endpoint_allowances():

@@ -17,7 +17,6 @@ from mdupload.mangadex.client import Chapter
 from mdupload.sandbox import SECOND_GROUP
 from mdupload.upload import (
     BEGIN_ATTEMPTS,
-    BatchQueue,
     ChapterPlan,
     ChapterUpload,
     PlannedPage,
@@ -75,7 +74,8 @@ def test_the_result_says_where_the_time_went_phase_by_phase_and_batch_by_batch(t
     plan = make_plan(tmp_path / "c1", 31)
     result = run(FakeMangaDex(), ledger, plan)
     timings = result.timings
-    assert list(timings.phases) == ["duplicate_check", "session_lookup", "begin", "upload", "reconcile", "commit"]
+    # (no session lookup: nothing of this chapter's earlier runs to look for; see the two tests below)
+    assert list(timings.phases) == ["duplicate_check", "begin", "upload", "reconcile", "commit"]
     assert all(seconds >= 0 for seconds in timings.phases.values())
     assert sum(b.pages for b in timings.batches) == 31 and sum(b.accepted for b in timings.batches) == 31
     assert sum(b.bytes for b in timings.batches) == plan.total_bytes and {b.round for b in timings.batches} == {1}
@@ -83,17 +83,43 @@ def test_the_result_says_where_the_time_went_phase_by_phase_and_batch_by_batch(t
     assert document["batches"][0]["bytes"] == timings.batches[0].bytes and "last_answers_s" in document
 
 
-def test_batches_are_scheduled_by_bytes_largest_first_staggered_and_with_a_tail_that_ends_together(tmp_path):
-    plan = make_plan(tmp_path / "c1", 120)
-    queue = BatchQueue(plan.pages, 4)
-    batches = list(iter(queue.take, []))
-    assert [len(b) for b in batches[:4]] == [3, 5, 8, 10]  # the threads' first answers do not come all at once
-    assert [len(b) for b in batches[-4:]] == [9, 9, 9, 7]  # the last wave: one batch per thread, of equal size
-    sizes = [p.size for b in batches for p in b]
-    assert sizes == sorted(sizes, reverse=True) and len(sizes) == 120
-    assert all(len(b) <= 10 for b in batches)
-    one_thread = BatchQueue(plan.pages[:24], 1)
-    assert [len(b) for b in iter(one_thread.take, [])] == [10, 10, 4]
+def test_a_new_chapter_begins_at_once_and_commits_without_listing_its_session(tmp_path, ledger):
+    """Nothing of an earlier run to look for, and every batch answered: no GET /upload at all, so that
+    the next chapter's begin follows a commit with nothing in between."""
+    fake = FakeMangaDex()
+    result = run(fake, ledger, make_plan(tmp_path / "c1", 23))
+    assert result.status == "uploaded" and "get_open_session" not in fake.calls
+    assert fake.calls[0] == "begin_session" and fake.calls[-1] == "commit"
+
+
+def test_a_begin_refused_because_a_session_is_open_looks_for_it_and_deals_with_it(tmp_path, ledger):
+    """MangaDex refuses a begin while a session is open: the refused begin leads to the lookup that was
+    skipped, then to what the lookup decides (here: a stale session abandoned), then to a second begin."""
+    fake = FakeMangaDex()
+    stale = fake.open_foreign_session(minutes_ago=30)
+    result = run(fake, ledger, make_plan(tmp_path / "c1"))
+    assert result.status == "uploaded" and fake.abandoned == [stale.id]
+    assert fake.calls[:4] == ["begin_session", "get_open_session", "abandon_session", "begin_session"]
+    assert len(fake.chapters) == 1
+
+
+def test_a_session_someone_opened_just_now_still_stops_a_new_chapter(tmp_path, ledger):
+    """The begin without a lookup changes nothing for a session in use: it is named, and nothing is sent."""
+    fake = FakeMangaDex()
+    busy = fake.open_foreign_session(minutes_ago=1)
+    result = run(fake, ledger, make_plan(tmp_path / "c1"))
+    assert result.status == "failed" and busy.id in result.error and "upload_files" not in fake.calls
+    assert fake.abandoned == [] and fake.calls.count("begin_session") == 1
+
+
+def test_a_lost_batch_answer_still_lists_the_session_before_the_commit(tmp_path, ledger):
+    fake = FakeMangaDex()
+    fake.lose_answer_of_batches = 1
+    plan = make_plan(tmp_path / "c1", 23)
+    result = run(fake, ledger, plan)
+    assert result.status == "uploaded" and "get_open_session" in fake.calls
+    assert sorted(fake.committed_orders[0]) == sorted(p.upload_name for p in plan.pages)
+    assert len(fake.sent_names) == 23  # the stored batch whose answer was lost is found, not sent again
 
 
 def test_a_stale_session_is_abandoned_and_the_user_is_told(tmp_path, ledger):
@@ -237,11 +263,12 @@ def test_a_chapter_mangadex_already_has_is_skipped_unless_forced(tmp_path, ledge
 
 def test_every_transition_is_in_the_ledger(tmp_path, ledger):
     fake = FakeMangaDex()
+    fake.open_foreign_session(minutes_ago=30)
     plan = make_plan(tmp_path / "c1")
     result = run(fake, ledger, plan)
     states = [t[0] for t in ledger.transitions(plan.key)]
     assert states[0] == "CHECKED" and states[-1] == "COMMITTED"
-    for expected in ("FINDING_SESSION", "BEGINNING", "UPLOADING", "RECONCILING", "COMMITTING"):
+    for expected in ("BEGINNING", "FINDING_SESSION", "ABANDONING", "UPLOADING", "RECONCILING", "COMMITTING"):
         assert expected in states
     record = ledger.chapter(plan.key)
     assert record.chapter_id == result.chapter_id and record.session_id is None

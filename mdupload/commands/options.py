@@ -80,7 +80,8 @@ stale_after_option = click.option("--stale-after", type=click.FloatRange(min=0),
                                   metavar="MIN", help="An open session untouched this many minutes is abandoned.")
 concurrency_option = click.option(
     "--concurrency", type=click.IntRange(1, 8), default=None, metavar="N",
-    help=f"Batches in flight at once within a session (default {DEFAULT_CONCURRENCY}, measured by make bench).")
+    help=f"At most N batch requests in flight at once (default {DEFAULT_CONCURRENCY}); the next batch goes out "
+         "as soon as the previous one's bytes are sent, and 1 waits for each answer.")
 quiet_option = click.option("--quiet", is_flag=True, help="Print nothing on stderr but errors.")
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -275,18 +276,20 @@ class MangaDexClient:
     def find_chapters(self, manga: str, chapter: str | None, language: str, groups: Sequence[str]) -> list[Chapter]:
         """Chapters of `manga` numbered `chapter` (None: oneshots) in `language` by any of `groups`.
 
-        Asks twice (API-NOTES.md): with every content rating and includeUnavailable=1, then the same
-        with includeFuturePublishAt=1 for chapters scheduled for later; merged by id.
+        Asks twice at once (API-NOTES.md): with every content rating and includeUnavailable=1, and the
+        same with includeFuturePublishAt=1 for chapters scheduled for later; merged by id.
         """
         base = [("manga", manga), ("translatedLanguage[]", language), ("includeUnavailable", "1")]
         if chapter is not None:
             base.append(("chapter", chapter))
         base += [("groups[]", g) for g in groups] + [("contentRating[]", r) for r in limits.CONTENT_RATINGS]
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="mdupload-find") as pool:
+            listings = list(pool.map(lambda extra: list(self._list_chapters(base + extra)),
+                                     ([], [("includeFuturePublishAt", "1")])))
         found: dict[str, Chapter] = {}
-        for extra in ([], [("includeFuturePublishAt", "1")]):
-            for item in self._list_chapters(base + extra):
-                if item.chapter == chapter:
-                    found.setdefault(item.id, item)
+        for item in (item for listing in listings for item in listing):
+            if item.chapter == chapter:
+                found.setdefault(item.id, item)
         return list(found.values())
 
     def _list_chapters(self, params: list[tuple[str, str]]) -> Iterator[Chapter]:

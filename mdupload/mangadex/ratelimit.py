@@ -12,7 +12,8 @@ correct the count. An answer says how many requests MangaDex counted in the wind
 (Limit - Remaining); the ones this limiter let through up to that request are known, so the rest
 were sent by someone else on the same IP (another program, a run that just ended). Those are
 added to the log as "foreign" requests that leave when MangaDex's window ends (Retry-After), so
-the limiter slows down exactly as much as MangaDex saw. It does not simply stop until Retry-After
+the limiter slows down exactly as much as MangaDex saw. Until the first answer, a new limiter lets
+one request through: what came before it is not known until that answer tells. It does not simply stop until Retry-After
 whenever Remaining reaches 0: Retry-After is rounded up to whole seconds, and waiting for it after
 each fifth request would waste most of a second every time the log already keeps the count. A lower
 Limit than the one known is adopted, and a 429 closes the bucket until the window ends (60 s when
@@ -56,6 +57,13 @@ def bucket_for(method: str, path: str) -> str | None:
         if method.upper() == rule_method and pattern.fullmatch(path):
             return bucket
     return None
+
+
+# A new limiter knows nothing of what was sent just before it started (another program, a run that just ended):
+# its first request goes alone, and the others wait for its answer, which says what MangaDex counted (at most
+# this long, should no answer come).
+FIRST_ANSWER_WAIT_S = 1.25
+FIRST_ANSWER_POLL_S = 0.01
 
 
 def _padding(window: float) -> float:
@@ -108,6 +116,8 @@ class RateLimiter:
         self._sleep = sleep
         self._lock = threading.Lock()
         self._tickets = 0
+        self._first_granted_at: float | None = None
+        self._answered = False  # an answer came, and with it MangaDex's own count
         self._buckets = {GLOBAL: _Bucket(per_second, 1 + _padding(1))}
         for name, (count, window) in endpoints.items():
             self._buckets[name] = _Bucket(count, window + _padding(window))
@@ -120,10 +130,14 @@ class RateLimiter:
             with self._lock:
                 now = self._monotonic()
                 wait = max(b.wait(now) for b in buckets)
+                if self._first_granted_at is not None and not self._answered:
+                    wait = max(wait, min(FIRST_ANSWER_POLL_S, self._first_granted_at + FIRST_ANSWER_WAIT_S - now))
                 if wait <= 0:
                     self._tickets += 1
                     for b in buckets:
                         b.grant(now, self._tickets)
+                    if self._first_granted_at is None:
+                        self._first_granted_at = now
                     return self._tickets
             self._sleep(wait)
 
@@ -132,6 +146,8 @@ class RateLimiter:
 
         The headers describe the endpoint's own window, or the global one for endpoints without one.
         """
+        with self._lock:
+            self._answered = True
         name = bucket_for(method, path) or GLOBAL
         limit = _number(headers.get("X-RateLimit-Limit"))
         left = _number(headers.get("X-RateLimit-Remaining"))
