@@ -19,7 +19,12 @@ Corrections (--replace) of a chapter the ledger records as published, whose page
 from what was published (without --replace the difference is said, and the chapter skipped):
 
     CHECKED ─► EDITING ─► UPLOADING ─► ... ─► COMMITTING ─► COMMITTED   (pages or publish_at changed)
-            ─► UPDATING ─► COMMITTED                                    (title or volume only)
+            ─► UPDATING ─► COMMITTED                                    (title, volume or groups only)
+            ─► UPDATING ─► EDITING ─► ... ─► COMMITTED                 (groups, and pages or publish_at)
+
+A chapter whose groups (or, numbered, whose volume) changed has a key of its own that the ledger does not
+know: pairing.py pairs it with the published chapter it corrects, and the state machine works under that
+chapter's record (`ledger_key`) until the COMMITTED that moves the record to the new key.
 
 - EDITING (with the chapter id) is written before the edit session is begun (POST /upload/begin/{id}
   with the chapter's version), the session id as soon as it is answered. The session comes filled
@@ -29,6 +34,8 @@ from what was published (without --replace the difference is said, and the chapt
   unfinished (its last begin was an EDITING) and resumes it: its open edit session is taken back,
   or a new one begun (a commit that went through leaves nothing to send, and commits the same pages).
 - UPDATING is written before PUT /chapter/{id} (with its version): idempotent, redone by a rerun with --replace.
+  With the groups and new or changed pages both to correct, the PUT goes first: the edit session then begun
+  carries the chapter's groups as they now are, and its commit cannot put the old ones back.
 - A stale version (409) is read again and tried once more, then explained.
 
 What the ledger holds at each instant is enough to decide, after a kill, without guessing:
@@ -61,6 +68,7 @@ from typing import Protocol
 from . import limits
 from .errors import AuthError, LedgerError, MdUploadError
 from .ledger import Ledger
+from .pairing import Pairing
 from .mangadex.client import (
     BatchResult,
     Chapter,
@@ -78,7 +86,7 @@ TRANSITIONS: dict[State, tuple[State, ...]] = {
     State.BEGINNING: (State.UPLOADING,),
     State.RESUMING: (State.UPLOADING,),
     State.EDITING: (State.UPLOADING,),
-    State.UPDATING: (State.COMMITTED,),
+    State.UPDATING: (State.COMMITTED, State.EDITING),
     State.UPLOADING: (State.RECONCILING,),
     State.RECONCILING: (State.UPLOADING, State.COMMITTING),
     State.COMMITTING: (State.COMMITTED, State.RECONCILING),
@@ -258,6 +266,9 @@ class ChapterResult:
     error: str | None = None
     notices: list[str] = field(default_factory=list)
     failed_pages: dict[str, str] = field(default_factory=dict)  # origin -> last reason
+    # What differs from the chapter as published ("groups", "volume", "title", "publish_at", "pages"): corrected
+    # when the status is CORRECTED; else (a skipped chapter) said in a notice and left as it is.
+    changed: list[str] = field(default_factory=list)
     retry_later: bool = False  # failed for a reason outside the chapter (outside_the_chapter)
     held_for_approval: bool = False  # MangaDex said it holds this chapter for staff approval
     timings: ChapterTimings = field(default_factory=ChapterTimings)
@@ -303,12 +314,20 @@ class ChapterUpload:
 
     def __init__(self, client: UploadClient, ledger: Ledger, plan: ChapterPlan,
                  options: UploadOptions | None = None, events: UploadEvents | None = None,
-                 sleep=time.sleep, now=lambda: datetime.now(UTC), *, lookups: ChapterLookups | None = None):
+                 sleep=time.sleep, now=lambda: datetime.now(UTC), *, lookups: ChapterLookups | None = None,
+                 pairing: Pairing | None = None):
         self.client = client
         self.lookups = lookups or client  # where the first questions are answered (asked ahead, or now)
         self.ledger = ledger
         self.plan = plan
         self.options = options or UploadOptions()
+        # The published chapter a change of groups or volume corrects (pairing.py); not with --force-new.
+        self.pairing = None if self.options.force_new else pairing
+        # The key of this chapter's record in the ledger: its own, or the paired published chapter's until
+        # the correction is committed.
+        self.ledger_key = self.pairing.published.key if self.pairing and self.pairing.published else plan.key
+        self.correcting = False  # this run corrects a published chapter in place (EDITING or UPDATING)
+        self.edit_after_update = False  # pages or publish_at to correct in an edit session, after UPDATING
         self.events = events or UploadEvents()
         self._sleep = sleep
         self._now = now
@@ -330,6 +349,8 @@ class ChapterUpload:
             self._notice(f"the ledger's record of this chapter is from before mdupload recorded which MangaDex it "
                          f"published to; it is taken as {self.plan.key.api}'s from now on (if it was a rehearsal on "
                          "another MangaDex, run again with --force-new to publish here)")
+        if self.pairing is not None and self.pairing.ambiguous:
+            return self._ambiguous()
         self.earlier = self._earlier_run()
         state = State.CHECKED
         self._record(state)
@@ -342,11 +363,15 @@ class ChapterUpload:
                     self.result.timings.add(PHASE_OF_STATE[state], time.perf_counter() - started)
                 if following not in TRANSITIONS[state]:
                     raise AssertionError(f"illegal transition {state} -> {following}")
+                self.correcting = self.correcting or following in (State.EDITING, State.UPDATING)
                 state = following
                 self._record(state, session_id=self.session.id if self.session and state not in FINAL_STATES
                              else None, chapter_id=self.result.chapter_id, clear_session=state in _CLEARS_SESSION,
-                             detail=f"session {self.to_abandon.id}" if state == State.ABANDONING else None,
-                             draft=self.plan.draft if state == State.COMMITTED else None)
+                             detail=self._detail(state), draft=self.plan.draft if state == State.COMMITTED else None,
+                             new_key=self.plan.key if state == State.COMMITTED and self.ledger_key != self.plan.key
+                             else None)
+                if state == State.COMMITTED:
+                    self.ledger_key = self.plan.key
         except AuthError as exc:  # every chapter after this one would fail the same way: stop the run
             self._fail(str(exc))
             raise
@@ -354,24 +379,43 @@ class ChapterUpload:
             self._fail(str(exc))
             self.result.retry_later = outside_the_chapter(exc)
             return self.result
-        self.result.status = {State.COMMITTED: Status.UPLOADED, State.SKIPPED: Status.SKIPPED}[state]
+        self.result.status = {State.COMMITTED: Status.CORRECTED if self.correcting else Status.UPLOADED,
+                              State.SKIPPED: Status.SKIPPED}[state]
+        return self.result
+
+    def _detail(self, state: str) -> str | None:
+        if state == State.ABANDONING:
+            return f"session {self.to_abandon.id}"
+        if state == State.COMMITTED and self.correcting:
+            return "corrected: " + ", ".join(self.result.changed)  # what `mdupload status` shows
+        return None
+
+    def _ambiguous(self) -> ChapterResult:
+        """Several published chapters could be this one with other groups (or another volume), or it is one of
+        several chapters that could be the same published one: neither published nor corrected; nothing recorded."""
+        found = "; ".join(f"chapter {p.chapter_id} ({_identity(p.key)})" for p in self.pairing.candidates)
+        self._notice(f"not published: it differs from what this ledger published only by its groups or volume, and "
+                     f"it cannot tell which release it corrects (candidates: {found}; or several chapters of the "
+                     "manifest are candidates for one of them); correct the credit on MangaDex's website, or run "
+                     "again with --force-new to publish it as another release")
+        self.result.status = Status.SKIPPED
         return self.result
 
     def _earlier_run(self) -> EarlierRun | None:
         """What an earlier run of this chapter left: its session and the last state it reached before it
         stopped (a rerun killed while still looking around does not hide what the run before it did)."""
-        record = self.ledger.chapter(self.plan.key)
+        record = self.ledger.chapter(self.ledger_key)
         if record is None:
             return None
-        state, at = (self.ledger.last_state(self.plan.key, ignoring=(*LOOKING_AROUND, State.FAILED))
+        state, at = (self.ledger.last_state(self.ledger_key, ignoring=(*LOOKING_AROUND, State.FAILED))
                      or (record.state, record.updated_at))
         return EarlierRun(state, record.session_id, record.chapter_id, datetime.fromisoformat(at))
 
     def _record(self, state: str, *, session_id: str | None = None, chapter_id: str | None = None,
                 detail: str | None = None, error: str | None = None, clear_session: bool = False,
-                draft: dict | None = None) -> None:
-        self.ledger.record(self.plan.key, state, session_id=session_id, chapter_id=chapter_id,
-                           detail=detail, error=error, clear_session=clear_session, draft=draft)
+                draft: dict | None = None, new_key: ChapterKey | None = None) -> None:
+        self.ledger.record(self.ledger_key, state, session_id=session_id, chapter_id=chapter_id,
+                           detail=detail, error=error, clear_session=clear_session, draft=draft, new_key=new_key)
         self.events.state(self.plan, state, detail or error)
 
     def _notice(self, text: str) -> None:
@@ -396,6 +440,8 @@ class ChapterUpload:
                 return self._published_already(earlier.chapter_id)  # (an unfinished UPDATING is redone)
             if self._edit_unfinished():
                 self.result.chapter_id = earlier.chapter_id
+                # the pages as planned are the ledger's since the edit began: what else changed, or pages
+                self.result.changed = self._changes_since_published()[1] or ["pages"]
                 self._notice(f"resuming the unfinished correction of chapter {earlier.chapter_id}")
                 return State.EDITING
         self._plan_pages()
@@ -411,27 +457,41 @@ class ChapterUpload:
         return State.FINDING_SESSION
 
     def _plan_pages(self) -> None:
-        self.ledger.plan_pages(self.plan.key, [(p.origin, p.upload_name, p.size, p.sha256) for p in self.plan.pages])
+        self.ledger.plan_pages(self.ledger_key, [(p.origin, p.upload_name, p.size, p.sha256) for p in self.plan.pages])
 
     def _published_already(self, chapter_id: str) -> str:
-        """The ledger records the chapter as published: skipped, unless its pages or metadata changed since;
-        then corrected in place with --replace, or the changes said."""
-        changes, pages_changed = self._changes_since_published()
+        """The ledger records the chapter as published: skipped, unless its pages or metadata (or, paired with it
+        by pairing.py, its groups or volume) changed since; then corrected in place with --replace, or the changes
+        said."""
+        changes, fields = self._changes_since_published()
         if not changes:
             return self._skip(chapter_id, "the ledger records it as published")
-        self.result.chapter_id = chapter_id
+        self.result.chapter_id, self.result.changed = chapter_id, fields
         if not self.options.replace:
+            also = (", or with --force-new to publish it as another release"
+                    if self.ledger_key != self.plan.key and self.options.command == "upload" else "")
             self._notice(f"changed since it was published as chapter {chapter_id}: {'; '.join(changes)}; "
-                         "run again with --replace (or `replace: true`) to correct it in place")
+                         f"run again with --replace (or `replace: true`) to correct it in place{also}")
             return self._skip(chapter_id, "the ledger records it as published")
         self._notice(f"correcting chapter {chapter_id} in place: {'; '.join(changes)}")
-        return State.EDITING if pages_changed else State.UPDATING
+        edit = "pages" in fields or "publish_at" in fields  # what PUT /chapter cannot change
+        if edit and "groups" not in fields:
+            return State.EDITING  # the commit's chapterDraft carries the title and volume too
+        self.edit_after_update = edit
+        return State.UPDATING
 
-    def _changes_since_published(self) -> tuple[list[str], bool]:
-        """What differs between the plan and what the ledger says was published, and whether an edit session
-        is needed for it (pages, or publish_at, which PUT /chapter cannot change)."""
-        published = self.ledger.pages(self.plan.key)
-        changes = []
+    def _changes_since_published(self) -> tuple[list[str], list[str]]:
+        """What differs between the plan and what the ledger says was published: each change said, and the
+        fields changed ("groups", "volume", "title", "publish_at", "pages")."""
+        changes, fields = [], []
+        published_as, key = self.ledger_key, self.plan.key
+        if published_as.groups != key.groups:
+            changes.append(f"groups {_groups(published_as.groups)} -> {_groups(key.groups)}")
+            fields.append("groups")
+        if published_as.volume != key.volume:
+            changes.append(f"volume {published_as.volume!r} -> {key.volume!r}")
+            fields.append("volume")
+        published = self.ledger.pages(self.ledger_key)
         if published:
             before = {p.upload_name: p.sha256 for p in published}
             now = {p.upload_name: p.sha256 for p in self.plan.pages}
@@ -444,18 +504,20 @@ class ChapterUpload:
                                    + (", ..." if len(origins) > 3 else "") + ")")
             if not (changed or added or removed) and [p.upload_name for p in published] != list(now):
                 changes.append("the pages are in another order")
-        pages_changed = bool(changes)
-        draft = self.ledger.published_draft(self.plan.key)
+            if len(changes) > len(fields):
+                fields.append("pages")
+        draft = self.ledger.published_draft(self.ledger_key)
         if draft is not None:
-            for field in ("title", "volume", "chapter", "publishAt"):
-                if draft.get(field) != self.plan.draft.get(field):
-                    changes.append(f"{field} {draft.get(field)!r} -> {self.plan.draft.get(field)!r}")
-                    pages_changed = pages_changed or field == "publishAt"
-        return changes, pages_changed
+            for name, field_name in (("title", "title"), ("volume", "volume"), ("chapter", "chapter"),
+                                     ("publishAt", "publish_at")):
+                if draft.get(name) != self.plan.draft.get(name) and field_name not in fields:
+                    changes.append(f"{name} {draft.get(name)!r} -> {self.plan.draft.get(name)!r}")
+                    fields.append(field_name)
+        return changes, fields
 
     def _edit_unfinished(self) -> bool:
         """Whether the last session this chapter's runs began was an edit session not yet committed."""
-        for state, *_rest in reversed(self.ledger.transitions(self.plan.key)):
+        for state, *_rest in reversed(self.ledger.transitions(self.ledger_key)):
             if state in (State.EDITING, State.BEGINNING, State.COMMITTED, State.SKIPPED):
                 return state == State.EDITING
         return False
@@ -517,7 +579,7 @@ class ChapterUpload:
         else:
             owner = self.ledger.owner_of_session(open_session.id)
             begun = [key for key in self.ledger.begun_without_session(open_session.manga_id, self.plan.key.api)
-                     if key != self.plan.key]
+                     if key != self.ledger_key]
             if owner is not None:
                 whose = (f"it is the unfinished upload of {owner.label} from an earlier run of mdupload "
                          "(run `mdupload upload` for that chapter to finish it)")
@@ -640,7 +702,7 @@ class ChapterUpload:
         open_session = self.client.get_open_session()
         if open_session is not None:
             owner = self.ledger.owner_of_session(open_session.id)
-            if open_session.chapter_id != chapter_id or owner not in (None, self.plan.key):
+            if open_session.chapter_id != chapter_id or owner not in (None, self.ledger_key):
                 raise SessionBusy(
                     f"another upload session {open_session.id} (manga {open_session.manga_id}) is open on this "
                     f"account, so chapter {chapter_id} cannot be corrected now.",
@@ -681,9 +743,12 @@ class ChapterUpload:
             hint="Someone (a group member, or staff) is editing it: check it on MangaDex, then run again.")
 
     def _step_updating(self) -> str:
-        """Only the metadata changed: PUT /chapter/{id} with its current version; no page is sent."""
+        """The metadata changed: PUT /chapter/{id} with its current version and, when they changed, the groups; no
+        page is sent. Pages (or publish_at) to correct as well: the edit session follows."""
         chapter_id = self.result.chapter_id
         fields = {name: self.plan.draft[name] for name in ("volume", "chapter", "title", "translatedLanguage")}
+        if "groups" in self.result.changed:
+            fields["groups"] = list(self.plan.groups)
         for attempt in (1, 2):
             version = self.client.get_chapter(chapter_id).version
             try:
@@ -692,7 +757,9 @@ class ChapterUpload:
             except Conflict as exc:
                 if attempt == 2:
                     raise self._stale(chapter_id, exc) from None
-        return State.COMMITTED  # recorded with the new draft
+        if self.edit_after_update:
+            return State.EDITING
+        return State.COMMITTED  # recorded with the new draft (and the new key, when the groups or volume changed)
 
     # --- UPLOADING and RECONCILING ------------------------------------------------------------
 
@@ -761,7 +828,7 @@ class ChapterUpload:
                     self.failures.pop(name, None)
                 else:
                     self.failures[name] = _reason_for(name, answer.errors) or "; ".join(reasons) or "refused"
-        self.ledger.set_file_ids(self.plan.key, self.session.id, accepted)
+        self.ledger.set_file_ids(self.ledger_key, self.session.id, accepted)
         # bytes count as sent once MangaDex answered for them (not as they leave for the socket's buffers)
         self.events.bytes_sent(self.plan, sum(by_name[name].size for name in accepted))
         self.events.pages_done(self.plan, len(accepted))
@@ -802,7 +869,7 @@ class ChapterUpload:
         is confirmed by that, whatever its hash says.
         """
         wanted = {p.upload_name: p for p in self.plan.pages}
-        recorded = {p.upload_name: p.file_id for p in self.ledger.pages(self.plan.key)
+        recorded = {p.upload_name: p.file_id for p in self.ledger.pages(self.ledger_key)
                     if p.file_id and p.session_id == self.session.id}
         keep: dict[str, str] = {}
         strays: list[str] = []
@@ -822,7 +889,7 @@ class ChapterUpload:
         self.file_ids = keep
         for name in keep:
             self.failures.pop(name, None)
-        self.ledger.set_file_ids(self.plan.key, self.session.id, {name: keep.get(name) for name in wanted})
+        self.ledger.set_file_ids(self.ledger_key, self.session.id, {name: keep.get(name) for name in wanted})
 
     # --- COMMITTING ---------------------------------------------------------------------------
 
@@ -874,6 +941,16 @@ class BatchQueue:
             batch, self._pages = self._pages[:most], self._pages[most:]
             self._handed += 1
             return batch
+
+
+def _groups(groups: Sequence[str]) -> str:
+    """A set of groups as a change names it: "A+B", or "no group"."""
+    return "+".join(groups) or "no group"
+
+
+def _identity(key: ChapterKey) -> str:
+    """What tells a published chapter apart from the others of its number: its groups and volume."""
+    return f"groups {_groups(key.groups)}, volume {key.volume!r}"
 
 
 def _reason_for(name: str, errors) -> str | None:
