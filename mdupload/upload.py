@@ -121,6 +121,7 @@ class SessionBusy(RetryLater):
 
 
 NO_ANSWER = "no answer from MangaDex"
+CORRECTED_DETAIL = "corrected: "  # the detail of a correction's COMMITTED, then what it changed (`mdupload status`)
 
 
 def outside_the_chapter(exc: BaseException) -> bool:
@@ -387,13 +388,17 @@ class ChapterUpload:
         if state == State.ABANDONING:
             return f"session {self.to_abandon.id}"
         if state == State.COMMITTED and self.correcting:
-            return "corrected: " + ", ".join(self.result.changed)  # what `mdupload status` shows
+            return CORRECTED_DETAIL + ", ".join(self.result.changed)
         return None
 
     def _ambiguous(self) -> ChapterResult:
         """Several published chapters could be this one with other groups (or another volume), or it is one of
         several chapters that could be the same published one: neither published nor corrected; nothing recorded."""
         found = "; ".join(f"chapter {p.chapter_id} ({_identity(p.key)})" for p in self.pairing.candidates)
+        key = self.plan.key
+        self.result.changed = [name for name, differs in (
+            ("groups", any(p.key.groups != key.groups for p in self.pairing.candidates)),
+            ("volume", any(p.key.volume != key.volume for p in self.pairing.candidates))) if differs]
         self._notice(f"not published: it differs from what this ledger published only by its groups or volume, and "
                      f"it cannot tell which release it corrects (candidates: {found}; or several chapters of the "
                      "manifest are candidates for one of them); correct the credit on MangaDex's website, or run "

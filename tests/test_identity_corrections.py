@@ -1,0 +1,284 @@
+"""Corrections of a chapter's credit and volume (docs/identity.md): a published chapter whose groups, or whose
+volume (a numbered chapter), changed in the manifest is reported, then corrected in place with --replace;
+never published a second time. End to end through the command line and the sandbox."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from mdupload.ledger import Ledger
+from mdupload.mangadex.auth import Credentials
+from mdupload.mangadex.client import MangaDexClient
+from mdupload.manifest import load_manifest
+from mdupload.pairing import pair_with_published
+from mdupload.publish import build_plan, check_all
+from mdupload.sandbox import DEMO_GROUP, SECOND_GROUP
+from mdupload.upload import ChapterUpload, UploadOptions
+from tests.e2e import cli_env, copy_example, run_cli
+
+MANGA = "f9c33607-9180-4ba6-b85c-e4b5faee7192"
+A, B = DEMO_GROUP, SECOND_GROUP  # sorted: A+B is how a change names the pair
+
+
+def _manifest(tmp_path: Path, chapters: str, groups: str = f"[{A}, {B}]") -> Path:
+    manifest = copy_example(tmp_path / "series").with_name("credit.yaml")
+    manifest.write_text(f"manga: {MANGA}\ngroups: {groups}\nlanguage: en\nterms_accepted: true\nchapters:\n{chapters}")
+    return manifest
+
+
+CH12 = '  - chapter: "12"\n    volume: "2"\n    pages: chapters/c002.5\n'
+
+
+def _requests(sandbox, since: int) -> list[dict]:
+    return sandbox.state()["requests"][since:]
+
+
+def _page_posts(requests: list[dict]) -> list[dict]:
+    return [r for r in requests if r["method"] == "POST" and re.fullmatch(r"/upload/[0-9a-f-]{36}", r["path"])]
+
+
+def _chapters(sandbox) -> list[dict]:
+    return sandbox.state()["chapters"]
+
+
+def _upload(manifest: Path, env: dict, *extra: str):
+    return run_cli(["upload", str(manifest), "--json", *extra], env)
+
+
+def test_a_change_of_groups_is_reported_then_corrected_in_place_with_replace(sandbox, tmp_path):
+    manifest = _manifest(tmp_path, CH12)
+    ledger_path = tmp_path / "ledger.sqlite"
+    env = cli_env(sandbox, ledger_path)
+    first = _upload(manifest, env)
+    assert first.code == 0, first.stderr
+    [published] = first.json["chapters"]
+    chapter_id = published["chapter_id"]
+    assert sorted(_chapters(sandbox)[0]["groups"]) == [A, B]
+
+    manifest.write_text(manifest.read_text().replace(f"groups: [{A}, {B}]", f"groups: [{A}]"))
+    noticed = _upload(manifest, env)
+    # Exit 0: nothing failed and nothing was published; the notice (and, in GitHub Actions, a warning) says what to do.
+    assert noticed.code == 0, noticed.stderr
+    [result] = noticed.json["chapters"]
+    assert (result["status"], result["chapter_id"], result["changed"]) == ("skipped", chapter_id, ["groups"])
+    assert (f"vol 2 chapter 12 (en): changed since it was published as chapter {chapter_id}: groups {A}+{B} -> {A}"
+            in noticed.stderr)
+    assert "--replace" in noticed.stderr and "--force-new to publish it as another release" in noticed.stderr
+    assert len(_chapters(sandbox)) == 1 and sorted(_chapters(sandbox)[0]["groups"]) == [A, B]
+    status = run_cli(["status", str(manifest), "--json", "--api-url", sandbox.api_url], env)
+    [waiting] = status.json["chapters"]
+    assert (waiting["state"], waiting["chapter_id"]) == ("committed", chapter_id)
+    assert waiting["published_as"] == f"groups {A}+{B}, volume 2" and "--replace" in status.stderr
+
+    since = len(sandbox.state()["requests"])
+    corrected = _upload(manifest, env, "--replace")
+    assert corrected.code == 0, corrected.stderr
+    [result] = corrected.json["chapters"]
+    assert (result["status"], result["chapter_id"], result["corrected"]) == ("corrected", chapter_id, ["groups"])
+    assert corrected.json["summary"]["corrected"] == 1 and corrected.json["summary"]["published"] == 0
+    assert f"corrected in place (groups) as chapter {chapter_id}" in corrected.stderr
+    [chapter] = _chapters(sandbox)
+    assert chapter["id"] == chapter_id and chapter["groups"] == [A]  # the credit, corrected on the same chapter
+    requests = _requests(sandbox, since)
+    assert _page_posts(requests) == [] and not [r for r in requests if r["path"].startswith("/upload/begin")]
+    assert [r["method"] for r in requests if r["path"] == f"/chapter/{chapter_id}" and r["method"] == "PUT"] == ["PUT"]
+    ledger = Ledger(ledger_path)
+    key = load_manifest(manifest).chapter_key(load_manifest(manifest).chapters[0], sandbox.api_url)
+    assert key.groups == (A,) and ledger.chapter(key).chapter_id == chapter_id
+    assert ledger.chapter(key._replace(groups=(A, B))) is None  # the record took the new identity
+    ledger.close()
+
+    again = _upload(manifest, env, "--replace")
+    assert again.code == 0 and again.json["chapters"][0]["status"] == "skipped"
+    assert "changed since" not in again.stderr and len(_chapters(sandbox)) == 1
+    status = run_cli(["status", str(manifest), "--json", "--api-url", sandbox.api_url], env)
+    [shown] = status.json["chapters"]
+    assert (shown["state"], shown["corrected"], shown["published_as"]) == ("committed", ["groups"], None)
+    assert "corrected in place" in status.stderr
+
+
+def test_a_numbered_chapter_moved_to_another_volume_is_corrected_in_place(sandbox, tmp_path):
+    manifest = _manifest(tmp_path, CH12, groups=f"[{A}]")
+    env = cli_env(sandbox, tmp_path / "ledger.sqlite")
+    chapter_id = _upload(manifest, env).json["chapters"][0]["chapter_id"]
+    manifest.write_text(manifest.read_text().replace('volume: "2"', 'volume: "3"'))
+    noticed = _upload(manifest, env)
+    assert noticed.code == 0 and noticed.json["chapters"][0]["status"] == "skipped"
+    assert f"published as chapter {chapter_id}: volume '2' -> '3'" in noticed.stderr
+    assert len(_chapters(sandbox)) == 1 and _chapters(sandbox)[0]["volume"] == "2"
+    since = len(sandbox.state()["requests"])
+    corrected = _upload(manifest, env, "--replace")
+    assert corrected.code == 0, corrected.stderr
+    [result] = corrected.json["chapters"]
+    assert (result["status"], result["chapter_id"], result["corrected"]) == ("corrected", chapter_id, ["volume"])
+    [chapter] = _chapters(sandbox)
+    assert (chapter["id"], chapter["volume"], chapter["chapter"]) == (chapter_id, "3", "12")
+    assert _page_posts(_requests(sandbox, since)) == []
+    again = _upload(manifest, env)
+    assert again.json["chapters"][0]["status"] == "skipped" and "changed since" not in again.stderr
+
+
+def test_groups_and_a_page_changed_are_corrected_by_a_put_then_an_edit_session(sandbox, tmp_path):
+    from PIL import Image
+
+    manifest = _manifest(tmp_path, CH12)
+    ledger_path = tmp_path / "ledger.sqlite"
+    env = cli_env(sandbox, ledger_path)
+    chapter_id = _upload(manifest, env).json["chapters"][0]["chapter_id"]
+    before = _chapters(sandbox)[0]
+    manifest.write_text(manifest.read_text().replace(f"groups: [{A}, {B}]", f"groups: [{B}]"))
+    page = next(p for p in sorted((manifest.parent / "chapters" / "c002.5").iterdir()) if p.suffix == ".png")
+    with Image.open(page) as image:
+        Image.new("RGB", image.size, (0, 120, 40)).save(page)
+    since = len(sandbox.state()["requests"])
+    corrected = _upload(manifest, env, "--replace")
+    assert corrected.code == 0, corrected.stderr
+    [result] = corrected.json["chapters"]
+    assert (result["status"], result["chapter_id"]) == ("corrected", chapter_id)
+    assert set(result["corrected"]) == {"groups", "pages"}
+    [chapter] = _chapters(sandbox)
+    assert chapter["groups"] == [B]
+    changed = [old["originalFileName"] for old, new in zip(before["pages"], chapter["pages"], strict=True)
+               if old["fileHash"] != new["fileHash"]]
+    assert changed == [page.name] and len(_page_posts(_requests(sandbox, since))) == 1
+    # The PUT first, then the edit session (begun with the chapter's new groups): both in the ledger, in order.
+    writes = [(r["method"], r["path"]) for r in _requests(sandbox, since)
+              if (r["method"], r["path"]) in {("PUT", f"/chapter/{chapter_id}"), ("POST", f"/upload/begin/{chapter_id}")}]
+    assert writes == [("PUT", f"/chapter/{chapter_id}"), ("POST", f"/upload/begin/{chapter_id}")]
+    ledger = Ledger(ledger_path)
+    key = load_manifest(manifest).chapter_key(load_manifest(manifest).chapters[0], sandbox.api_url)
+    steps = [state for state, *_ in ledger.transitions(key)]
+    assert steps.count("UPDATING") == 1 and steps.index("UPDATING") < steps.index("EDITING")
+    assert steps[-1] == "COMMITTED"
+    ledger.close()
+
+
+def test_an_ambiguous_change_of_groups_is_neither_published_nor_corrected(sandbox, tmp_path):
+    two = (f'  - chapter: "12"\n    volume: "2"\n    groups: [{A}]\n    pages: chapters/c002.5\n'
+           f'  - chapter: "12"\n    volume: "2"\n    groups: [{B}]\n    pages: chapters/c002.5\n')
+    manifest = _manifest(tmp_path, two)
+    env = cli_env(sandbox, tmp_path / "ledger.sqlite")
+    first = _upload(manifest, env)
+    assert [c["status"] for c in first.json["chapters"]] == ["uploaded", "uploaded"]
+    # Both releases now listed as one, credited to A and B: which one it corrects, the run cannot tell.
+    manifest.write_text(manifest.read_text().split("chapters:\n")[0] + "chapters:\n" + CH12)
+    for flag in ((), ("--replace",)):
+        rerun = _upload(manifest, env, *flag)
+        assert rerun.code == 0, rerun.stderr
+        [result] = rerun.json["chapters"]
+        assert (result["status"], result["chapter_id"], result["changed"]) == ("skipped", None, ["groups"])
+        assert "cannot tell which release it corrects" in rerun.stderr and "--force-new" in rerun.stderr
+        assert all(c["chapter_id"] in rerun.stderr for c in first.json["chapters"])
+        assert sorted(tuple(c["groups"]) for c in _chapters(sandbox)) == [(A,), (B,)]  # as they were
+    forced = _upload(manifest, env, "--force-new")  # as another release, on purpose
+    assert forced.code == 0, forced.stderr
+    assert forced.json["chapters"][0]["status"] == "uploaded"
+    assert sorted(tuple(sorted(c["groups"])) for c in _chapters(sandbox)) == [(A,), (A, B), (B,)]
+
+
+def test_with_one_chapter_published_for_two_manifest_chapters_neither_is_taken_for_it(sandbox, tmp_path):
+    manifest = _manifest(tmp_path, CH12)
+    env = cli_env(sandbox, tmp_path / "ledger.sqlite")
+    chapter_id = _upload(manifest, env).json["chapters"][0]["chapter_id"]
+    split = (f'  - chapter: "12"\n    volume: "2"\n    groups: [{A}]\n    pages: chapters/c002.5\n'
+             f'  - chapter: "12"\n    volume: "2"\n    groups: [{B}]\n    pages: chapters/c002.5\n')
+    manifest.write_text(manifest.read_text().split("chapters:\n")[0] + "chapters:\n" + split)
+    rerun = _upload(manifest, env, "--replace")
+    assert rerun.code == 0, rerun.stderr
+    assert [(c["status"], c["chapter_id"]) for c in rerun.json["chapters"]] == [("skipped", None)] * 2
+    assert rerun.stderr.count("cannot tell which release it corrects") == 2 and chapter_id in rerun.stderr
+    [chapter] = _chapters(sandbox)
+    assert sorted(chapter["groups"]) == [A, B]
+
+
+class _Killed(BaseException):
+    pass
+
+
+class _KillAt:
+    """The client, killed (as far as the state machine knows) at the first call of `method`: before it is sent,
+    or after it went through but before its answer is used."""
+
+    def __init__(self, client, method: str, after: bool):
+        self._client, self._method, self._after = client, method, after
+
+    def __getattr__(self, name):
+        real = getattr(self._client, name)
+        if name != self._method:
+            return real
+
+        def call(*args, **kwargs):
+            if not self._after:
+                raise _Killed
+            real(*args, **kwargs)
+            raise _Killed
+
+        return call
+
+
+@pytest.mark.parametrize("after", [False, True], ids=["before the call", "after the call"])
+def test_a_groups_correction_killed_at_its_put_is_finished_by_the_next_replace(sandbox, tmp_path, after):
+    manifest_path = _manifest(tmp_path, CH12)
+    client = MangaDexClient(api_url=sandbox.api_url, auth_url=sandbox.auth_url, rate_limiter=None,
+                            credentials=Credentials.from_env(sandbox.env))
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+
+    def run(client, options: UploadOptions | None = None):
+        manifest = load_manifest(manifest_path)
+        keys = [manifest.chapter_key(spec, sandbox.api_url) for spec in manifest.chapters]
+        plan = build_plan(manifest, check_all(manifest.chapters, tmp_path / "work")[0], sandbox.api_url)
+        return ChapterUpload(client, ledger, plan, options, pairing=pair_with_published(ledger, keys).get(plan.key)
+                             ).run()
+
+    chapter_id = run(client).chapter_id
+    manifest_path.write_text(manifest_path.read_text().replace(f"groups: [{A}, {B}]", f"groups: [{A}]"))
+    replace = UploadOptions(replace=True)
+    with pytest.raises(_Killed):
+        run(_KillAt(client, "update_chapter", after), replace)
+    noticed = run(client)  # without --replace: reported, nothing changed, still nothing published twice
+    assert (noticed.status, noticed.chapter_id, noticed.changed) == ("skipped", chapter_id, ["groups"])
+    finished = run(client, replace)
+    assert (finished.status, finished.chapter_id, finished.changed) == ("corrected", chapter_id, ["groups"])
+    [chapter] = _chapters(sandbox)
+    assert chapter["groups"] == [A] and sandbox.state()["sessions"] == []
+    assert run(client, replace).status == "skipped"
+    ledger.close()
+
+
+def test_watch_corrects_the_credit_only_when_its_series_file_says_replace(sandbox, tmp_path):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    series_file = tmp_path / "demo.yaml"
+    head = f"manga: {MANGA}\nlanguage: en\nmatch: Demo Series\nterms_accepted: true\n"
+    series_file.write_text(head + f"groups: [{A}, {B}]\n")
+    pages = Path(__file__).parent.parent / "manifests" / "chapters" / "c002.5"
+    item = "Demo Series v05 [Demo Scans]"
+    env = cli_env(sandbox, tmp_path / "ledger.sqlite")
+    args = ["watch", str(inbox), "--series", str(series_file), "--settle", "0", "--once"]
+
+    def drop_and_watch() -> dict:
+        shutil.copytree(pages, inbox / item)
+        run = run_cli(args, env)
+        assert run.code == 0, run.stderr
+        receipts = sorted((inbox / "done").glob("*.json"), key=lambda p: p.stat().st_mtime_ns)
+        return {"stderr": run.stderr, **json.loads(receipts[-1].read_text())}
+
+    first = drop_and_watch()
+    assert first["status"] == "uploaded"
+    chapter_id = first["chapter_id"]
+    series_file.write_text(head + f"groups: [{A}]\n")
+    reported = drop_and_watch()  # no `replace: true`: reported, filed under done/, not published again
+    assert (reported["status"], reported["chapter_id"], reported["changed"]) == ("skipped", chapter_id, ["groups"])
+    assert f"groups {A}+{B} -> {A}" in reported["stderr"] and not (inbox / item).exists()
+    assert [sorted(c["groups"]) for c in _chapters(sandbox)] == [[A, B]]
+    series_file.write_text(head + f"groups: [{A}]\nreplace: true\n")
+    corrected = drop_and_watch()
+    assert (corrected["status"], corrected["chapter_id"], corrected["corrected"]) == ("corrected", chapter_id,
+                                                                                       ["groups"])
+    assert "corrected in place (groups)" in corrected["stderr"]
+    assert [c["groups"] for c in _chapters(sandbox)] == [[A]]
