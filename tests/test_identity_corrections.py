@@ -61,7 +61,11 @@ def test_a_change_of_groups_is_reported_then_corrected_in_place_with_replace(san
     assert sorted(_chapters(sandbox)[0]["groups"]) == [A, B]
 
     manifest.write_text(manifest.read_text().replace(f"groups: [{A}, {B}]", f"groups: [{A}]"))
-    noticed = _upload(manifest, env)
+    step_summary = tmp_path / "step-summary.md"
+    actions = dict(env, GITHUB_ACTIONS="true", GITHUB_STEP_SUMMARY=str(step_summary))
+    noticed = _upload(manifest, actions)
+    assert re.search(r"::warning file=[^:]*credit\.yaml,line=\d+,title=mdupload%3A vol 2 chapter 12 \(en\) differs",
+                     noticed.stderr)
     # Exit 0: nothing failed and nothing was published; the notice (and, in GitHub Actions, a warning) says what to do.
     assert noticed.code == 0, noticed.stderr
     [result] = noticed.json["chapters"]
@@ -76,8 +80,11 @@ def test_a_change_of_groups_is_reported_then_corrected_in_place_with_replace(san
     assert waiting["published_as"] == f"groups {A}+{B}, volume 2" and "--replace" in status.stderr
 
     since = len(sandbox.state()["requests"])
-    corrected = _upload(manifest, env, "--replace")
+    corrected = _upload(manifest, actions, "--replace")
     assert corrected.code == 0, corrected.stderr
+    assert "::notice file=" in corrected.stderr and f"chapter {chapter_id} corrected in place (groups)" in corrected.stderr
+    assert "| vol 2 chapter 12 (en) | corrected | 4 |" in step_summary.read_text()
+    assert "| skipped | 4 |" in step_summary.read_text() and "changed: groups" in step_summary.read_text()
     [result] = corrected.json["chapters"]
     assert (result["status"], result["chapter_id"], result["corrected"]) == ("corrected", chapter_id, ["groups"])
     assert corrected.json["summary"]["corrected"] == 1 and corrected.json["summary"]["published"] == 0
