@@ -167,6 +167,7 @@ class UploadOptions:
     retry_backoff_s: float = 2.0  # doubled each round
     command: str = "upload"  # the command running: its hints name only its own options
     replace: bool = False  # correct a published chapter whose pages or metadata changed, in place
+    group_names: dict[str, str] = field(default_factory=dict)  # id -> name, where known: how changes name groups
 
 
 class ChapterLookups(Protocol):
@@ -394,7 +395,8 @@ class ChapterUpload:
     def _ambiguous(self) -> ChapterResult:
         """Several published chapters could be this one with other groups (or another volume), or it is one of
         several chapters that could be the same published one: neither published nor corrected; nothing recorded."""
-        found = "; ".join(f"chapter {p.chapter_id} ({_identity(p.key)})" for p in self.pairing.candidates)
+        found = "; ".join(f"chapter {p.chapter_id} (groups {self._groups(p.key.groups)}, volume {p.key.volume!r})"
+                          for p in self.pairing.candidates)
         key = self.plan.key
         self.result.changed = [name for name, differs in (
             ("groups", any(p.key.groups != key.groups for p in self.pairing.candidates)),
@@ -422,6 +424,11 @@ class ChapterUpload:
         self.ledger.record(self.ledger_key, state, session_id=session_id, chapter_id=chapter_id,
                            detail=detail, error=error, clear_session=clear_session, draft=draft, new_key=new_key)
         self.events.state(self.plan, state, detail or error)
+
+    def _groups(self, groups: Sequence[str]) -> str:
+        """A set of groups as a change names it: "Sandbox Scans+<id of a group whose name is not known>", or
+        "no group"."""
+        return "+".join(self.options.group_names.get(group, group) for group in groups) or "no group"
 
     def _notice(self, text: str) -> None:
         self.result.notices.append(text)
@@ -491,7 +498,7 @@ class ChapterUpload:
         changes, fields = [], []
         published_as, key = self.ledger_key, self.plan.key
         if published_as.groups != key.groups:
-            changes.append(f"groups {_groups(published_as.groups)} -> {_groups(key.groups)}")
+            changes.append(f"groups {self._groups(published_as.groups)} -> {self._groups(key.groups)}")
             fields.append("groups")
         if published_as.volume != key.volume:
             changes.append(f"volume {published_as.volume!r} -> {key.volume!r}")
@@ -946,16 +953,6 @@ class BatchQueue:
             batch, self._pages = self._pages[:most], self._pages[most:]
             self._handed += 1
             return batch
-
-
-def _groups(groups: Sequence[str]) -> str:
-    """A set of groups as a change names it: "A+B", or "no group"."""
-    return "+".join(groups) or "no group"
-
-
-def _identity(key: ChapterKey) -> str:
-    """What tells a published chapter apart from the others of its number: its groups and volume."""
-    return f"groups {_groups(key.groups)}, volume {key.volume!r}"
 
 
 def _reason_for(name: str, errors) -> str | None:
