@@ -68,7 +68,6 @@ from typing import Protocol
 from . import limits
 from .errors import AuthError, LedgerError, MdUploadError
 from .ledger import Ledger
-from .pairing import Pairing
 from .mangadex.client import (
     BatchResult,
     Chapter,
@@ -77,6 +76,7 @@ from .mangadex.client import (
     UploadSession,
 )
 from .mangadex.errors import CaptchaRequired, Conflict, NetworkError, OutcomeUnknown, RateLimited, ServerError
+from .pairing import Pairing
 from .vocabulary import FINAL_STATES, LOOKING_AROUND, PUBLISHED_STATES, ChapterKey, State, Status
 
 TRANSITIONS: dict[State, tuple[State, ...]] = {
@@ -121,7 +121,9 @@ class SessionBusy(RetryLater):
 
 
 NO_ANSWER = "no answer from MangaDex"
-CORRECTED_DETAIL = "corrected: "  # the detail of a correction's COMMITTED, then what it changed (`mdupload status`)
+# The detail of a correction's first EDITING or UPDATING, then of its COMMITTED, followed by what it changes
+# ("groups, pages"): what a resumed correction reports, and what `mdupload status` shows.
+CORRECTING_DETAIL, CORRECTED_DETAIL = "correcting: ", "corrected: "
 
 
 def outside_the_chapter(exc: BaseException) -> bool:
@@ -388,6 +390,8 @@ class ChapterUpload:
     def _detail(self, state: str) -> str | None:
         if state == State.ABANDONING:
             return f"session {self.to_abandon.id}"
+        if state in (State.EDITING, State.UPDATING) and self.result.changed:
+            return CORRECTING_DETAIL + ", ".join(self.result.changed)
         if state == State.COMMITTED and self.correcting:
             return CORRECTED_DETAIL + ", ".join(self.result.changed)
         return None
@@ -452,8 +456,7 @@ class ChapterUpload:
                 return self._published_already(earlier.chapter_id)  # (an unfinished UPDATING is redone)
             if self._edit_unfinished():
                 self.result.chapter_id = earlier.chapter_id
-                # the pages as planned are the ledger's since the edit began: what else changed, or pages
-                self.result.changed = self._changes_since_published()[1] or ["pages"]
+                self.result.changed = self._correction_under_way()
                 self._notice(f"resuming the unfinished correction of chapter {earlier.chapter_id}")
                 return State.EDITING
         self._plan_pages()
@@ -514,9 +517,10 @@ class ChapterUpload:
                 if origins:
                     changes.append(f"{len(origins)} page(s) {what} ({', '.join(origins[:3])}"
                                    + (", ..." if len(origins) > 3 else "") + ")")
-            if not (changed or added or removed) and [p.upload_name for p in published] != list(now):
+            reordered = not (changed or added or removed) and [p.upload_name for p in published] != list(now)
+            if reordered:
                 changes.append("the pages are in another order")
-            if len(changes) > len(fields):
+            if changed or added or removed or reordered:
                 fields.append("pages")
         draft = self.ledger.published_draft(self.ledger_key)
         if draft is not None:
@@ -526,6 +530,14 @@ class ChapterUpload:
                     changes.append(f"{name} {draft.get(name)!r} -> {self.plan.draft.get(name)!r}")
                     fields.append(field_name)
         return changes, fields
+
+    def _correction_under_way(self) -> list[str]:
+        """What the unfinished correction being resumed changes, as its first EDITING or UPDATING recorded it (the
+        ledger's pages are the new ones since the edit began: comparing them would tell nothing)."""
+        for _state, _at, _session, detail in reversed(self.ledger.transitions(self.ledger_key)):
+            if (detail or "").startswith(CORRECTING_DETAIL):
+                return detail.removeprefix(CORRECTING_DETAIL).split(", ")
+        return ["pages"]
 
     def _edit_unfinished(self) -> bool:
         """Whether the last session this chapter's runs began was an edit session not yet committed."""

@@ -229,8 +229,17 @@ class _KillAt:
         return call
 
 
-@pytest.mark.parametrize("after", [False, True], ids=["before the call", "after the call"])
-def test_a_groups_correction_killed_at_its_put_is_finished_by_the_next_replace(sandbox, tmp_path, after):
+KILLS = [("update_chapter", False), ("update_chapter", True), ("begin_edit_session", True), ("upload_files", True),
+         ("commit", True)]
+
+
+@pytest.mark.parametrize("method, after", KILLS, ids=[f"{m} {'after' if a else 'before'} the call" for m, a in KILLS])
+def test_a_groups_correction_killed_at_any_step_is_finished_by_the_next_replace(sandbox, tmp_path, method, after):
+    """The groups change alone (a PUT), or with a page changed too (the PUT, then an edit session): killed at a call,
+    the correction is finished by the next run with --replace (or by any next run, once its edit session was begun),
+    leaving one chapter with the new groups and exactly the new pages."""
+    from PIL import Image
+
     manifest_path = _manifest(tmp_path, CH12)
     client = MangaDexClient(api_url=sandbox.api_url, auth_url=sandbox.auth_url, rate_limiter=None,
                             credentials=Credentials.from_env(sandbox.env))
@@ -240,20 +249,32 @@ def test_a_groups_correction_killed_at_its_put_is_finished_by_the_next_replace(s
         manifest = load_manifest(manifest_path)
         keys = [manifest.chapter_key(spec, sandbox.api_url) for spec in manifest.chapters]
         plan = build_plan(manifest, check_all(manifest.chapters, tmp_path / "work")[0], sandbox.api_url)
-        return ChapterUpload(client, ledger, plan, options, pairing=pair_with_published(ledger, keys).get(plan.key)
-                             ).run()
+        return ChapterUpload(client, ledger, plan, options, sleep=lambda s: None,
+                             pairing=pair_with_published(ledger, keys).get(plan.key)).run()
 
     chapter_id = run(client).chapter_id
     manifest_path.write_text(manifest_path.read_text().replace(f"groups: [{A}, {B}]", f"groups: [{A}]"))
-    replace = UploadOptions(replace=True)
+    pages_too = method != "update_chapter"
+    if pages_too:
+        page = sorted((tmp_path / "series" / "chapters" / "c002.5").glob("*.png"))[0]
+        with Image.open(page) as image:
+            Image.new("RGB", image.size, (0, 120, 40)).save(page)
+    replace = UploadOptions(replace=True, retry_backoff_s=0)
     with pytest.raises(_Killed):
-        run(_KillAt(client, "update_chapter", after), replace)
-    noticed = run(client)  # without --replace: reported, nothing changed, still nothing published twice
-    assert (noticed.status, noticed.chapter_id, noticed.changed) == ("skipped", chapter_id, ["groups"])
-    finished = run(client, replace)
-    assert (finished.status, finished.chapter_id, finished.changed) == ("corrected", chapter_id, ["groups"])
+        run(_KillAt(client, method, after), replace)
+    if not pages_too:  # killed at the PUT: without --replace the change is reported again, nothing published twice
+        noticed = run(client)
+        assert (noticed.status, noticed.chapter_id, noticed.changed) == ("skipped", chapter_id, ["groups"])
+    # An edit session begun (after the PUT) is finished by any next run, as any correction's edit is.
+    finished = run(client, replace if not pages_too else None)
+    assert (finished.status, finished.chapter_id) == ("corrected", chapter_id), finished.error
+    assert finished.changed == (["groups", "pages"] if pages_too else ["groups"])
     [chapter] = _chapters(sandbox)
     assert chapter["groups"] == [A] and sandbox.state()["sessions"] == []
+    plan = build_plan(load_manifest(manifest_path), check_all(load_manifest(manifest_path).chapters,
+                                                                tmp_path / "work")[0], sandbox.api_url)
+    assert [(p["originalFileName"], p["fileHash"]) for p in chapter["pages"]] == [
+        (p.upload_name, p.sha256) for p in plan.pages]
     assert run(client, replace).status == "skipped"
     ledger.close()
 
