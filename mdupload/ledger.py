@@ -435,7 +435,8 @@ class Ledger:
         return [*((f"DELETE FROM {table} WHERE key = ?", (new_text,)) for table in tables),  # noqa: S608 - ours
                 ("UPDATE chapters SET key = ?, groups = ?, volume = ?, title = ? WHERE key = ?",
                  (new_text, json.dumps(sorted(new_key.groups)), new_key.volume, new_key.title, text)),
-                *((f"UPDATE {table} SET key = ? WHERE key = ?", (new_text, text)) for table in tables[1:])]  # noqa: S608
+                *((f"UPDATE {table} SET key = ? WHERE key = ?", (new_text, text))  # noqa: S608 - ours
+                  for table in tables[1:])]
 
     def forget_session(self, key: tuple) -> None:
         """The chapter's session is gone (abandoned or committed): its file ids no longer mean anything."""

@@ -129,7 +129,8 @@ class Reporter(UploadEvents):
         if shown is not None and shown.sent:
             seconds = max(self._clock() - shown.started, 1e-9)
             took = f", {format_bytes(shown.sent)} sent in {seconds:.1f} s ({format_bytes(shown.sent / seconds)}/s)"
-        what = f"corrected in place ({', '.join(result.changed)})" if result.status == Status.CORRECTED else result.status
+        what = (f"corrected in place ({', '.join(result.changed)})" if result.status == Status.CORRECTED
+                else result.status)
         self.info(f"{plan.label}: {what}{where} ({len(plan.pages)} pages{took})")
 
     def state(self, plan: ChapterPlan, state: str, detail: str | None) -> None:

@@ -206,7 +206,7 @@ def upload_manifest(manifest: Manifest, specs: list[ChapterSpec], workdir: Path,
             try:
                 result = upload.run()
             except AuthError as exc:  # every later chapter would fail the same way
-                if not any(done.status == Status.UPLOADED for done in outcome.results):
+                if not any(done.status in (Status.UPLOADED, Status.CORRECTED) for done in outcome.results):
                     raise  # nothing published yet: the command failed (one error, the failed-command document)
                 outcome.signed_out, result = exc, upload.result
             _log.info("%s: where the time went: %s", plan.label, result.timings.line())

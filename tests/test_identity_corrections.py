@@ -83,7 +83,8 @@ def test_a_change_of_groups_is_reported_then_corrected_in_place_with_replace(san
     since = len(sandbox.state()["requests"])
     corrected = _upload(manifest, actions, "--replace")
     assert corrected.code == 0, corrected.stderr
-    assert "::notice file=" in corrected.stderr and f"chapter {chapter_id} corrected in place (groups)" in corrected.stderr
+    assert "::notice file=" in corrected.stderr
+    assert f"chapter {chapter_id} corrected in place (groups)" in corrected.stderr
     assert "| vol 2 chapter 12 (en) | corrected | 4 |" in step_summary.read_text()
     assert "| skipped | 4 |" in step_summary.read_text() and "changed: groups" in step_summary.read_text()
     [result] = corrected.json["chapters"]
@@ -155,9 +156,9 @@ def test_groups_and_a_page_changed_are_corrected_by_a_put_then_an_edit_session(s
                if old["fileHash"] != new["fileHash"]]
     assert changed == [page.name] and len(_page_posts(_requests(sandbox, since))) == 1
     # The PUT first, then the edit session (begun with the chapter's new groups): both in the ledger, in order.
-    writes = [(r["method"], r["path"]) for r in _requests(sandbox, since)
-              if (r["method"], r["path"]) in {("PUT", f"/chapter/{chapter_id}"), ("POST", f"/upload/begin/{chapter_id}")}]
-    assert writes == [("PUT", f"/chapter/{chapter_id}"), ("POST", f"/upload/begin/{chapter_id}")]
+    put, begin = ("PUT", f"/chapter/{chapter_id}"), ("POST", f"/upload/begin/{chapter_id}")
+    writes = [(r["method"], r["path"]) for r in _requests(sandbox, since) if (r["method"], r["path"]) in (put, begin)]
+    assert writes == [put, begin]
     ledger = Ledger(ledger_path)
     key = load_manifest(manifest).chapter_key(load_manifest(manifest).chapters[0], sandbox.api_url)
     steps = [state for state, *_ in ledger.transitions(key)]
