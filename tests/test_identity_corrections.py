@@ -19,7 +19,9 @@ from mdupload.pairing import pair_with_published
 from mdupload.publish import build_plan, check_all
 from mdupload.sandbox import DEMO_GROUP, SECOND_GROUP
 from mdupload.upload import ChapterUpload, UploadOptions
+from mdupload.vocabulary import ChapterKey
 from tests.e2e import cli_env, copy_example, run_cli
+from tests.test_identity import _Killed, _KillAt
 
 MANGA = "f9c33607-9180-4ba6-b85c-e4b5faee7192"
 A, B = DEMO_GROUP, SECOND_GROUP  # sorted: A+B is how a change names the pair
@@ -33,6 +35,81 @@ def _manifest(tmp_path: Path, chapters: str, groups: str = f"[{A}, {B}]") -> Pat
 
 CH12 = '  - chapter: "12"\n    volume: "2"\n    pages: chapters/c002.5\n'
 
+
+# --- which published chapter a changed one is paired with (pairing.py), at each boundary ---------------------
+
+API = "http://127.0.0.1:8001"
+
+
+def _key(**parts):
+    chapter = {"api": API, "manga": MANGA, "language": "en", "groups": (A, B), "volume": "2", "chapter": "12",
+               "title": None, **parts}
+    return ChapterKey.of(**chapter)
+
+
+def _published(ledger: Ledger, key: ChapterKey, chapter_id: str, *, committed: bool = True) -> None:
+    """A chapter this ledger published (committed), or one it skipped as found on MangaDex (not committed)."""
+    ledger.record(key, "COMMITTED" if committed else "SKIPPED", chapter_id=chapter_id)
+
+
+@pytest.mark.parametrize("changed, paired", [
+    ({"groups": (A,)}, True),  # the credit
+    ({"volume": "3"}, True),  # a numbered chapter's volume
+    ({"groups": (B,), "volume": None}, True),  # both
+    ({"language": "fr"}, False),  # a French release is not a correction of the English one
+    ({"chapter": "13"}, False),  # another number
+    ({"api": "http://127.0.0.1:8002"}, False),  # another MangaDex
+])
+def test_a_changed_chapter_is_paired_only_when_it_differs_by_groups_or_a_numbered_chapters_volume(
+        tmp_path, changed, paired):
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    _published(ledger, _key(), "chapter-1")
+    pairing = pair_with_published(ledger, [_key(**changed)]).get(_key(**changed))
+    assert (pairing is not None and pairing.published.chapter_id == "chapter-1") is paired
+    ledger.close()
+
+
+def test_oneshots_and_volume_only_releases_keep_their_title_and_volume_as_identity(tmp_path):
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    summer = _key(chapter=None, volume=None, title="Summer Special")
+    volume_7 = _key(chapter=None, volume="7")
+    _published(ledger, summer, "summer")
+    _published(ledger, volume_7, "volume-7")
+    keys = [summer._replace(groups=(A,)), _key(chapter=None, volume=None, title="Winter Special", groups=(A,)),
+            volume_7._replace(groups=(A,)), _key(chapter=None, volume="8", groups=(A,))]
+    pairings = pair_with_published(ledger, keys)
+    assert {key: p.published.chapter_id for key, p in pairings.items()} == {keys[0]: "summer", keys[2]: "volume-7"}
+    ledger.close()
+
+
+def test_a_published_chapter_is_paired_only_when_no_chapter_claims_it_and_this_ledger_committed_it(tmp_path):
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    _published(ledger, _key(), "ours")
+    _published(ledger, _key(chapter="13"), "found-on-mangadex", committed=False)
+    still_wanted = pair_with_published(ledger, [_key(), _key(groups=(A,))])
+    assert still_wanted == {}  # ch 12 A+B is still in the manifest: ch 12 A is another release
+    assert pair_with_published(ledger, [_key(chapter="13", groups=(A,))]) == {}  # perhaps another uploader's
+    ledger.record(_key(groups=(A,)), "BEGINNING")  # ch 12 A is being published as a release of its own
+    ledger.record(_key(groups=(A,)), "UPLOADING", session_id="session-1")
+    assert pair_with_published(ledger, [_key(groups=(A,))]) == {}
+    ledger.close()
+
+
+def test_a_pairing_is_one_to_one_or_ambiguous(tmp_path):
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    _published(ledger, _key(groups=(A,)), "by-a")
+    _published(ledger, _key(groups=(B,)), "by-b")
+    [both] = pair_with_published(ledger, [_key()]).values()  # A+B: the release of A, or of B?
+    assert both.ambiguous and {p.chapter_id for p in both.candidates} == {"by-a", "by-b"}
+    ledger.close()
+    ledger = Ledger(tmp_path / "other.sqlite")
+    _published(ledger, _key(), "by-a-and-b")
+    pairings = pair_with_published(ledger, [_key(groups=(A,)), _key(groups=(B,))])  # which one is it now?
+    assert len(pairings) == 2 and all(p.ambiguous for p in pairings.values())
+    ledger.close()
+
+
+# --- end to end ------------------------------------------------------------------------------------------------
 
 def _requests(sandbox, since: int) -> list[dict]:
     return sandbox.state()["requests"][since:]
@@ -205,31 +282,6 @@ def test_with_one_chapter_published_for_two_manifest_chapters_neither_is_taken_f
     assert sorted(chapter["groups"]) == [A, B]
 
 
-class _Killed(BaseException):
-    pass
-
-
-class _KillAt:
-    """The client, killed (as far as the state machine knows) at the first call of `method`: before it is sent,
-    or after it went through but before its answer is used."""
-
-    def __init__(self, client, method: str, after: bool):
-        self._client, self._method, self._after = client, method, after
-
-    def __getattr__(self, name):
-        real = getattr(self._client, name)
-        if name != self._method:
-            return real
-
-        def call(*args, **kwargs):
-            if not self._after:
-                raise _Killed
-            real(*args, **kwargs)
-            raise _Killed
-
-        return call
-
-
 KILLS = [("update_chapter", False), ("update_chapter", True), ("begin_edit_session", True), ("upload_files", True),
          ("commit", True)]
 
@@ -262,7 +314,7 @@ def test_a_groups_correction_killed_at_any_step_is_finished_by_the_next_replace(
             Image.new("RGB", image.size, (0, 120, 40)).save(page)
     replace = UploadOptions(replace=True, retry_backoff_s=0)
     with pytest.raises(_Killed):
-        run(_KillAt(client, method, after), replace)
+        run(_KillAt(client, method, 1, after), replace)
     if not pages_too:  # killed at the PUT: without --replace the change is reported again, nothing published twice
         noticed = run(client)
         assert (noticed.status, noticed.chapter_id, noticed.changed) == ("skipped", chapter_id, ["groups"])
