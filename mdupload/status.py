@@ -55,9 +55,8 @@ def chapter_statuses(manifest: Manifest, specs: list[ChapterSpec], ledger: Ledge
     for spec in specs:
         key = manifest.chapter_key(spec, api_url)
         paired = pairings.get(key)
-        published_as = None
-        if paired is not None and paired.published is not None:
-            key, published_as = paired.published.key, paired.published.key
+        published_as = paired.published.key if paired is not None and paired.published is not None else None
+        key = published_as or key  # the record of the chapter a change of groups or volume would correct
         record = ledger.chapter(key)
         pages = ledger.pages(key)
         status = ChapterStatus(spec.chapter, spec.volume, spec.language,
