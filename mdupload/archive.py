@@ -182,7 +182,8 @@ def archive_after_upload(manifest: Manifest, results: Sequence, ledger: Ledger, 
     lanraragi = lanraragi or LanraragiClient.from_env(target.url, environ=environ)
     mangadex = mangadex or MangaDexClient(api_url=api_url, timeouts=Timeouts.from_env(environ))
     by_key = {manifest.chapter_key(spec, api_url): spec for spec in manifest.chapters}
-    done = [r for r in results if r.status in (Status.UPLOADED, Status.SKIPPED) and r.chapter_id and r.plan.key in by_key]
+    done = [r for r in results if r.status in (Status.UPLOADED, Status.CORRECTED, Status.SKIPPED) and r.chapter_id
+            and r.plan.key in by_key]
     planned = {r.plan.key: [p.path for p in r.plan.pages] for r in done}
     with tempfile.TemporaryDirectory(prefix="mdupload-archive-") as scratch:
         checked = checked_pages(Path(scratch) / "pages", fix_cache)

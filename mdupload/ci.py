@@ -28,7 +28,7 @@ class GitHubActions:
 
     def annotate(self, level: str, message: str, *, file: str | None = None, line: int | None = None,
                  title: str | None = None) -> None:
-        """Print one workflow annotation (`error` or `warning`)."""
+        """Print one workflow annotation (`error`, `warning` or `notice`)."""
         if not self.enabled:
             return
         properties = [f"{name}={_escape_property(str(value))}"
@@ -59,15 +59,23 @@ class GitHubActions:
                                   file=page.page.origin.split("!")[0], title=f"mdupload: {spec.label}")
 
     def annotate_results(self, results: Iterable, manifest) -> None:
-        """A failed upload on the chapter's manifest line."""
+        """On the chapter's manifest line: a failed upload (an error), a published chapter that differs from the
+        manifest and was left as it is (a warning: --replace corrects it), a correction made (a notice)."""
         for result in results:
-            if result.status != Status.FAILED:
-                continue
             line = next((spec.line for spec in manifest.chapters
                          if manifest.chapter_key(spec, result.plan.key.api) == result.plan.key), None)
-            pages = "".join(f"\n{origin}: {why}" for origin, why in result.failed_pages.items())
-            self.annotate("error", f"{result.plan.label}: {result.error}{pages}", file=_repo_path(manifest.path),
-                          line=line, title=f"mdupload: {result.plan.label} failed")
+            label = result.plan.label
+            if result.status == Status.FAILED:
+                pages = "".join(f"\n{origin}: {why}" for origin, why in result.failed_pages.items())
+                self.annotate("error", f"{label}: {result.error}{pages}", file=_repo_path(manifest.path),
+                              line=line, title=f"mdupload: {label} failed")
+            elif result.status == Status.CORRECTED:
+                self.annotate("notice", f"{label}: chapter {result.chapter_id} corrected in place "
+                              f"({', '.join(result.changed)})", file=_repo_path(manifest.path), line=line,
+                              title=f"mdupload: {label} corrected")
+            elif result.changed:
+                self.annotate("warning", f"{label}: " + "\n".join(result.notices), file=_repo_path(manifest.path),
+                              line=line, title=f"mdupload: {label} differs from the published chapter")
 
     def annotate_publication(self, publication, manifest, api_url: str | None) -> None:
         """Annotations and the step summary of `upload` (and of each `watch` item): a publish.Publication."""
@@ -81,7 +89,9 @@ class GitHubActions:
         self.annotate_results(outcome.results, manifest)
         self.write_step_summary("mdupload upload", [
             {"label": r.plan.label, "status": r.status, "pages": len(r.plan.pages), "chapter_id": r.chapter_id,
-             "error": r.error} for r in outcome.results], api_url=api_url)
+             "error": r.error or (f"{'corrected' if r.status == Status.CORRECTED else 'changed'}: "
+                                  f"{', '.join(r.changed)}" if r.changed else None)}
+            for r in outcome.results], api_url=api_url)
         if outcome.signed_out is not None:
             self.annotate_error(outcome.signed_out)
 

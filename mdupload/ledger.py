@@ -389,11 +389,15 @@ class Ledger:
 
     def record(self, key: tuple, state: str, *, session_id: str | None = None, chapter_id: str | None = None,
                error: str | None = None, detail: str | None = None, clear_session: bool = False,
-               draft: dict | None = None) -> None:
+               draft: dict | None = None, new_key: tuple | None = None) -> None:
         """Write one transition of the chapter's state machine (and its latest state).
 
         `draft`: the chapterDraft the chapter now has on MangaDex (written with COMMITTED), what a rerun
         compares the manifest's metadata with.
+
+        `new_key`: the chapter's identity changed on MangaDex (its groups, or a numbered chapter's volume, were
+        corrected in place): its record, transitions and pages move to that key in the same transaction (a
+        record of the new key that held nothing published is replaced), so that a rerun finds it there.
 
         `clear_session`: the chapter's session is gone or about to be replaced (committed, abandoned, a new
         one being begun); its id and the pages' file ids are forgotten in the same transaction, so that
@@ -421,7 +425,18 @@ class Ledger:
              (text, key.manga, key.language, json.dumps(sorted(key.groups)), key.volume, key.chapter, key.title,
               key.api, state, session_id, chapter_id, error, at, committed_at,
               json.dumps(draft, sort_keys=True) if draft is not None else None)),
+            *(self._rekey_statements(text, ChapterKey(*new_key)) if new_key is not None else []),
         ])
+
+    @staticmethod
+    def _rekey_statements(text: str, new_key: ChapterKey) -> list[tuple[str, tuple]]:
+        new_text = chapter_key_text(new_key)
+        tables = ("chapters", "transitions", "pages")
+        return [*((f"DELETE FROM {table} WHERE key = ?", (new_text,)) for table in tables),  # noqa: S608 - ours
+                ("UPDATE chapters SET key = ?, groups = ?, volume = ?, title = ? WHERE key = ?",
+                 (new_text, json.dumps(sorted(new_key.groups)), new_key.volume, new_key.title, text)),
+                *((f"UPDATE {table} SET key = ? WHERE key = ?", (new_text, text))  # noqa: S608 - ours
+                  for table in tables[1:])]
 
     def forget_session(self, key: tuple) -> None:
         """The chapter's session is gone (abandoned or committed): its file ids no longer mean anything."""
@@ -506,6 +521,17 @@ class Ledger:
                WHERE c.manga = ? AND (c.api = ? OR c.api IS NULL) AND c.session_id IS NULL
                      AND t.state = 'BEGINNING' ORDER BY t.id""", (manga, api))
         return [_key(row[0]) for row in rows]
+
+    def published_here(self, api: str, manga: str) -> list[tuple[ChapterKey, str]]:
+        """(key, chapter id) of this manga's chapters on this API that this ledger itself published (a commit of
+        it went through), whatever became of them since (a correction may be in progress): what a manifest
+        chapter whose groups or volume changed may be a correction of (pairing.py)."""
+        rows = self._read(
+            """SELECT c.key, c.chapter_id FROM chapters c
+               WHERE c.api = ? AND c.manga = ? AND c.chapter_id IS NOT NULL
+                     AND EXISTS (SELECT 1 FROM transitions t WHERE t.key = c.key AND t.state = 'COMMITTED')
+               ORDER BY c.key""", (api, manga))
+        return [(_key(text), chapter_id) for text, chapter_id in rows]
 
     def owner_of_session(self, session_id: str) -> ChapterKey | None:
         """The key of the chapter whose upload uses this session, if the ledger knows it."""

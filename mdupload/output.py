@@ -129,7 +129,9 @@ class Reporter(UploadEvents):
         if shown is not None and shown.sent:
             seconds = max(self._clock() - shown.started, 1e-9)
             took = f", {format_bytes(shown.sent)} sent in {seconds:.1f} s ({format_bytes(shown.sent / seconds)}/s)"
-        self.info(f"{plan.label}: {result.status}{where} ({len(plan.pages)} pages{took})")
+        what = (f"corrected in place ({', '.join(result.changed)})" if result.status == Status.CORRECTED
+                else result.status)
+        self.info(f"{plan.label}: {what}{where} ({len(plan.pages)} pages{took})")
 
     def state(self, plan: ChapterPlan, state: str, detail: str | None) -> None:
         # Plain lines for the steps between the progress lines; the finished line says COMMITTED, and a
@@ -204,6 +206,9 @@ def chapter_result_json(result: ChapterResult) -> dict[str, Any]:
         "error": result.error,
         "failed_pages": result.failed_pages,
         "notices": result.notices,
+        # what differed from the chapter as published: "corrected" (status corrected), else "changed" (left as it is)
+        "corrected": result.changed if result.status == Status.CORRECTED else [],
+        "changed": result.changed if result.status != Status.CORRECTED else [],
         "retry_later": result.retry_later,
         "timings": result.timings.to_json(),
     }
@@ -323,7 +328,13 @@ def status_line(label: str, status: ChapterStatus) -> str:
             if status.session_id else f"{status.pages} pages")
     if status.state == "committed":
         how = "uploaded" if status.last_state == State.COMMITTED else "recorded"
-        line += f" as chapter {status.chapter_id} ({how} {status.committed_at})"
+        line += f" as chapter {status.chapter_id} ({how} {status.committed_at}"
+        if status.corrected:
+            line += f"; corrected in place {status.corrected_at}: {', '.join(status.corrected)}"
+        line += ")"
+        if status.published_as:
+            line += (f"; published with {status.published_as}, not as the manifest says: run `mdupload upload "
+                     "--replace` to correct it in place, or --force-new to publish it as another release")
         if status.archive_id:
             line += f"; archived in LANraragi as {status.archive_id}"
     elif status.state == "in progress":

@@ -35,14 +35,15 @@ from functools import partial
 from pathlib import Path
 
 from .archive import ArchiveRun, ArchiveTarget, archive_after_upload
+from .batches import LinkEstimate
 from .checks import ChapterReport, PageCheckers, check_chapter, fix_chapter
 from .errors import AuthError, UsageError
 from .ledger import Ledger
 from .mangadex.client import MangaDexClient
 from .manifest import ChapterSpec, Manifest
+from .pairing import Pairing, pair_with_published
 from .run_summary import RunSummary
 from .settings import Settings
-from .batches import LinkEstimate
 from .upload import (
     ChapterPlan,
     ChapterResult,
@@ -53,7 +54,7 @@ from .upload import (
     UploadOptions,
     wait_until_listed,
 )
-from .vocabulary import PUBLISHED_STATES, Status
+from .vocabulary import PUBLISHED_STATES, ChapterKey, Status
 
 
 _log = logging.getLogger("mdupload.publish")
@@ -150,9 +151,11 @@ def upload_manifest(manifest: Manifest, specs: list[ChapterSpec], workdir: Path,
     """
     signing_in: Future | None = None
     started = time.perf_counter()
+    pairings: dict[ChapterKey, Pairing] = {}
     if not dry_run:
         require_terms(manifest, accept_terms)
-        specs = _interrupted_first(manifest, specs, ledger, api_url)
+        pairings = pair_with_published(ledger, [manifest.chapter_key(spec, api_url) for spec in manifest.chapters])
+        specs = _interrupted_first(manifest, specs, ledger, api_url, pairings)
         early = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mdupload-sign-in")
         signing_in = early.submit(_sign_in_ahead, connect, manifest, specs[0] if specs else None, started)
         early.shutdown(wait=False)
@@ -201,11 +204,11 @@ def upload_manifest(manifest: Manifest, specs: list[ChapterSpec], workdir: Path,
             upload = ChapterUpload(client, ledger, plan, _chapter_options(options, spec),
                                    _UnderWaySignal(reporter, partial(_ask_during_upload, lookahead, manifest,
                                                                        spec, specs[index + 1: index + 2])),
-                                   lookups=lookahead, link=link)
+                                   lookups=lookahead, link=link, pairing=pairings.get(plan.key))
             try:
                 result = upload.run()
             except AuthError as exc:  # every later chapter would fail the same way
-                if not any(done.status == Status.UPLOADED for done in outcome.results):
+                if not any(done.status in (Status.UPLOADED, Status.CORRECTED) for done in outcome.results):
                     raise  # nothing published yet: the command failed (one error, the failed-command document)
                 outcome.signed_out, result = exc, upload.result
             _log.info("%s: where the time went: %s", plan.label, result.timings.line())
@@ -283,11 +286,15 @@ def _chapter_options(options: UploadOptions, spec: ChapterSpec) -> UploadOptions
     return replace(options, replace=True) if spec.replace else options
 
 
-def _interrupted_first(manifest: Manifest, specs: list[ChapterSpec], ledger: Ledger, api_url: str) -> list[ChapterSpec]:
+def _interrupted_first(manifest: Manifest, specs: list[ChapterSpec], ledger: Ledger, api_url: str,
+                       pairings: dict[ChapterKey, Pairing]) -> list[ChapterSpec]:
     """The chapters whose session an earlier run left open go first: their session is the account's one
-    open session, and any other chapter would find it in its way. The result lists keep manifest order."""
+    open session, and any other chapter would find it in its way (a correction of the groups or volume keeps its
+    session in the record of the chapter it corrects). The result lists keep manifest order."""
     def interrupted(spec: ChapterSpec) -> bool:
-        record = ledger.chapter(manifest.chapter_key(spec, api_url))
+        key = manifest.chapter_key(spec, api_url)
+        paired = pairings.get(key)
+        record = ledger.chapter(paired.published.key if paired and paired.published else key)
         return record is not None and record.session_id is not None and record.state not in PUBLISHED_STATES
 
     return sorted(specs, key=lambda spec: not interrupted(spec))

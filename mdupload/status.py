@@ -1,7 +1,9 @@
 """What the ledger knows of each chapter of a manifest (`mdupload status`): nothing is asked of MangaDex.
 
 Each chapter is not started, in progress (its state, pages uploaded / total, its session), committed
-(the chapter id and when) or failed (why).
+(the chapter id and when, and what its last correction in place changed) or failed (why). A chapter
+whose groups (or volume) changed since this ledger published it shows that chapter, and the change
+waiting for `upload --replace` (pairing.py).
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from dataclasses import asdict, dataclass
 
 from .ledger import ChapterRecord, Ledger
 from .manifest import ChapterSpec, Manifest
+from .pairing import pair_with_published
+from .upload import CORRECTED_DETAIL
 from .vocabulary import LOOKING_AROUND, PUBLISHED_STATES, State
 
 
@@ -30,6 +34,10 @@ class ChapterStatus:
     last_state: str | None = None  # the state machine's last state (upload.py's TRANSITIONS)
     archive_id: str | None = None
     running: bool = False  # an upload is running on this ledger now
+    corrected: list[str] | None = None  # what the last correction in place changed ("groups", "pages", ...)
+    corrected_at: str | None = None
+    # published with other groups (or in another volume) as chapter_id: what `upload --replace` would correct
+    published_as: str | None = None
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -42,9 +50,13 @@ def chapter_statuses(manifest: Manifest, specs: list[ChapterSpec], ledger: Ledge
     if ledger is None:
         return [ChapterStatus(spec.chapter, spec.volume, spec.language) for spec in specs]
     running = ledger.writer_running()
+    pairings = pair_with_published(ledger, [manifest.chapter_key(spec, api_url) for spec in manifest.chapters])
     statuses = []
     for spec in specs:
         key = manifest.chapter_key(spec, api_url)
+        paired = pairings.get(key)
+        published_as = paired.published.key if paired is not None and paired.published is not None else None
+        key = published_as or key  # the record of the chapter a change of groups or volume would correct
         record = ledger.chapter(key)
         pages = ledger.pages(key)
         status = ChapterStatus(spec.chapter, spec.volume, spec.language,
@@ -60,6 +72,13 @@ def chapter_statuses(manifest: Manifest, specs: list[ChapterSpec], ledger: Ledge
             status.last_state = last
             status.archive_id = record.archive_id
             status.running = running and state == "in progress"
+            if published_as is not None:
+                status.published_as = f"groups {'+'.join(published_as.groups) or 'none'}, volume {published_as.volume}"
+            correction = next(((at, detail) for step, at, _session, detail in reversed(ledger.transitions(key))
+                               if step == State.COMMITTED and (detail or "").startswith(CORRECTED_DETAIL)), None)
+            if correction is not None and state == "committed":
+                status.corrected_at = correction[0]
+                status.corrected = correction[1].removeprefix(CORRECTED_DETAIL).split(", ")
         statuses.append(status)
     return statuses
 

@@ -21,7 +21,12 @@ Corrections (--replace) of a chapter the ledger records as published, whose page
 from what was published (without --replace the difference is said, and the chapter skipped):
 
     CHECKED ─► EDITING ─► UPLOADING ─► ... ─► COMMITTING ─► COMMITTED   (pages or publish_at changed)
-            ─► UPDATING ─► COMMITTED                                    (title or volume only)
+            ─► UPDATING ─► COMMITTED                                    (title, volume or groups only)
+            ─► UPDATING ─► EDITING ─► ... ─► COMMITTED                 (groups, and pages or publish_at)
+
+A chapter whose groups (or, numbered, whose volume) changed has a key of its own that the ledger does not
+know: pairing.py pairs it with the published chapter it corrects, and the state machine works under that
+chapter's record (`ledger_key`) until the COMMITTED that moves the record to the new key.
 
 - EDITING (with the chapter id) is written before the edit session is begun (POST /upload/begin/{id}
   with the chapter's version), the session id as soon as it is answered. The session comes filled
@@ -31,6 +36,8 @@ from what was published (without --replace the difference is said, and the chapt
   unfinished (its last begin was an EDITING) and resumes it: its open edit session is taken back,
   or a new one begun (a commit that went through leaves nothing to send, and commits the same pages).
 - UPDATING is written before PUT /chapter/{id} (with its version): idempotent, redone by a rerun with --replace.
+  With the groups and new or changed pages both to correct, the PUT goes first: the edit session then begun
+  carries the chapter's groups as they now are, and its commit cannot put the old ones back.
 - A stale version (409) is read again and tried once more, then explained.
 
 What the ledger holds at each instant is enough to decide, after a kill, without guessing:
@@ -85,6 +92,7 @@ from .mangadex.errors import (
     RateLimited,
     ServerError,
 )
+from .pairing import Pairing
 from .vocabulary import FINAL_STATES, LOOKING_AROUND, PUBLISHED_STATES, ChapterKey, State, Status
 
 TRANSITIONS: dict[State, tuple[State, ...]] = {
@@ -95,7 +103,7 @@ TRANSITIONS: dict[State, tuple[State, ...]] = {
     State.BEGINNING: (State.UPLOADING, State.FINDING_SESSION),
     State.RESUMING: (State.UPLOADING,),
     State.EDITING: (State.UPLOADING,),
-    State.UPDATING: (State.COMMITTED,),
+    State.UPDATING: (State.COMMITTED, State.EDITING),
     State.UPLOADING: (State.RECONCILING,),
     State.RECONCILING: (State.UPLOADING, State.COMMITTING),
     State.COMMITTING: (State.COMMITTED, State.RECONCILING),
@@ -132,6 +140,9 @@ class SessionBusy(RetryLater):
 
 
 NO_ANSWER = "no answer from MangaDex"
+# The detail of a correction's first EDITING or UPDATING, then of its COMMITTED, followed by what it changes
+# ("groups, pages"): what a resumed correction reports, and what `mdupload status` shows.
+CORRECTING_DETAIL, CORRECTED_DETAIL = "correcting: ", "corrected: "
 
 
 def outside_the_chapter(exc: BaseException) -> bool:
@@ -177,6 +188,7 @@ class UploadOptions:
     retry_backoff_s: float = 2.0  # doubled each round
     command: str = "upload"  # the command running: its hints name only its own options
     replace: bool = False  # correct a published chapter whose pages or metadata changed, in place
+    group_names: dict[str, str] = field(default_factory=dict)  # id -> name, where known: how changes name groups
 
 
 class ChapterLookups(Protocol):
@@ -280,6 +292,9 @@ class ChapterResult:
     error: str | None = None
     notices: list[str] = field(default_factory=list)
     failed_pages: dict[str, str] = field(default_factory=dict)  # origin -> last reason
+    # What differs from the chapter as published ("groups", "volume", "title", "publish_at", "pages"): corrected
+    # when the status is CORRECTED; else (a skipped chapter) said in a notice and left as it is.
+    changed: list[str] = field(default_factory=list)
     retry_later: bool = False  # failed for a reason outside the chapter (outside_the_chapter)
     held_for_approval: bool = False  # MangaDex said it holds this chapter for staff approval
     timings: ChapterTimings = field(default_factory=ChapterTimings)
@@ -326,13 +341,20 @@ class ChapterUpload:
     def __init__(self, client: UploadClient, ledger: Ledger, plan: ChapterPlan,
                  options: UploadOptions | None = None, events: UploadEvents | None = None,
                  sleep=time.sleep, now=lambda: datetime.now(UTC), *, lookups: ChapterLookups | None = None,
-                 link: LinkEstimate | None = None):
+                 link: LinkEstimate | None = None, pairing: Pairing | None = None):
         self.client = client
         self.link = link or LinkEstimate()  # what the batches measured: a run's chapters share one
         self.lookups = lookups or client  # where the first questions are answered (asked ahead, or now)
         self.ledger = ledger
         self.plan = plan
         self.options = options or UploadOptions()
+        # The published chapter a change of groups or volume corrects (pairing.py); not with --force-new.
+        self.pairing = None if self.options.force_new else pairing
+        # The key of this chapter's record in the ledger: its own, or the paired published chapter's until
+        # the correction is committed.
+        self.ledger_key = self.pairing.published.key if self.pairing and self.pairing.published else plan.key
+        self.correcting = False  # this run corrects a published chapter in place (EDITING or UPDATING)
+        self.edit_after_update = False  # pages or publish_at to correct in an edit session, after UPDATING
         self.events = events or UploadEvents()
         self._sleep = sleep
         self._now = now
@@ -355,6 +377,8 @@ class ChapterUpload:
             self._notice(f"the ledger's record of this chapter is from before mdupload recorded which MangaDex it "
                          f"published to; it is taken as {self.plan.key.api}'s from now on (if it was a rehearsal on "
                          "another MangaDex, run again with --force-new to publish here)")
+        if self.pairing is not None and self.pairing.ambiguous:
+            return self._ambiguous()
         self.earlier = self._earlier_run()
         state = State.CHECKED
         self._record(state)
@@ -367,11 +391,15 @@ class ChapterUpload:
                     self.result.timings.add(PHASE_OF_STATE[state], time.perf_counter() - started)
                 if following not in TRANSITIONS[state]:
                     raise AssertionError(f"illegal transition {state} -> {following}")
+                self.correcting = self.correcting or following in (State.EDITING, State.UPDATING)
                 state = following
                 self._record(state, session_id=self.session.id if self.session and state not in FINAL_STATES
                              else None, chapter_id=self.result.chapter_id, clear_session=state in _CLEARS_SESSION,
-                             detail=f"session {self.to_abandon.id}" if state == State.ABANDONING else None,
-                             draft=self.plan.draft if state == State.COMMITTED else None)
+                             detail=self._detail(state), draft=self.plan.draft if state == State.COMMITTED else None,
+                             new_key=self.plan.key if state == State.COMMITTED and self.ledger_key != self.plan.key
+                             else None)
+                if state == State.COMMITTED:
+                    self.ledger_key = self.plan.key
         except AuthError as exc:  # every chapter after this one would fail the same way: stop the run
             self._fail(str(exc))
             raise
@@ -379,25 +407,56 @@ class ChapterUpload:
             self._fail(str(exc))
             self.result.retry_later = outside_the_chapter(exc)
             return self.result
-        self.result.status = {State.COMMITTED: Status.UPLOADED, State.SKIPPED: Status.SKIPPED}[state]
+        self.result.status = {State.COMMITTED: Status.CORRECTED if self.correcting else Status.UPLOADED,
+                              State.SKIPPED: Status.SKIPPED}[state]
+        return self.result
+
+    def _detail(self, state: str) -> str | None:
+        if state == State.ABANDONING:
+            return f"session {self.to_abandon.id}"
+        if state in (State.EDITING, State.UPDATING) and self.result.changed:
+            return CORRECTING_DETAIL + ", ".join(self.result.changed)
+        if state == State.COMMITTED and self.correcting:
+            return CORRECTED_DETAIL + ", ".join(self.result.changed)
+        return None
+
+    def _ambiguous(self) -> ChapterResult:
+        """Several published chapters could be this one with other groups (or another volume), or it is one of
+        several chapters that could be the same published one: neither published nor corrected; nothing recorded."""
+        found = "; ".join(f"chapter {p.chapter_id} (groups {self._groups(p.key.groups)}, volume {p.key.volume!r})"
+                          for p in self.pairing.candidates)
+        key = self.plan.key
+        self.result.changed = [name for name, differs in (
+            ("groups", any(p.key.groups != key.groups for p in self.pairing.candidates)),
+            ("volume", any(p.key.volume != key.volume for p in self.pairing.candidates))) if differs]
+        self._notice(f"not published: it differs from what this ledger published only by its groups or volume, and "
+                     f"it cannot tell which release it corrects (candidates: {found}; or several chapters of the "
+                     "manifest are candidates for one of them); correct the credit on MangaDex's website, or run "
+                     "again with --force-new to publish it as another release")
+        self.result.status = Status.SKIPPED
         return self.result
 
     def _earlier_run(self) -> EarlierRun | None:
         """What an earlier run of this chapter left: its session and the last state it reached before it
         stopped (a rerun killed while still looking around does not hide what the run before it did)."""
-        record = self.ledger.chapter(self.plan.key)
+        record = self.ledger.chapter(self.ledger_key)
         if record is None:
             return None
-        state, at = (self.ledger.last_state(self.plan.key, ignoring=(*LOOKING_AROUND, State.FAILED))
+        state, at = (self.ledger.last_state(self.ledger_key, ignoring=(*LOOKING_AROUND, State.FAILED))
                      or (record.state, record.updated_at))
         return EarlierRun(state, record.session_id, record.chapter_id, datetime.fromisoformat(at))
 
     def _record(self, state: str, *, session_id: str | None = None, chapter_id: str | None = None,
                 detail: str | None = None, error: str | None = None, clear_session: bool = False,
-                draft: dict | None = None) -> None:
-        self.ledger.record(self.plan.key, state, session_id=session_id, chapter_id=chapter_id,
-                           detail=detail, error=error, clear_session=clear_session, draft=draft)
+                draft: dict | None = None, new_key: ChapterKey | None = None) -> None:
+        self.ledger.record(self.ledger_key, state, session_id=session_id, chapter_id=chapter_id,
+                           detail=detail, error=error, clear_session=clear_session, draft=draft, new_key=new_key)
         self.events.state(self.plan, state, detail or error)
+
+    def _groups(self, groups: Sequence[str]) -> str:
+        """A set of groups as a change names it: "Sandbox Scans+<id of a group whose name is not known>", or
+        "no group"."""
+        return "+".join(self.options.group_names.get(group, group) for group in groups) or "no group"
 
     def _notice(self, text: str) -> None:
         self.result.notices.append(text)
@@ -421,6 +480,7 @@ class ChapterUpload:
                 return self._published_already(earlier.chapter_id)  # (an unfinished UPDATING is redone)
             if self._edit_unfinished():
                 self.result.chapter_id = earlier.chapter_id
+                self.result.changed = self._correction_under_way()
                 self._notice(f"resuming the unfinished correction of chapter {earlier.chapter_id}")
                 return State.EDITING
         self._plan_pages()
@@ -446,27 +506,41 @@ class ChapterUpload:
         return State.BEGINNING
 
     def _plan_pages(self) -> None:
-        self.ledger.plan_pages(self.plan.key, [(p.origin, p.upload_name, p.size, p.sha256) for p in self.plan.pages])
+        self.ledger.plan_pages(self.ledger_key, [(p.origin, p.upload_name, p.size, p.sha256) for p in self.plan.pages])
 
     def _published_already(self, chapter_id: str) -> str:
-        """The ledger records the chapter as published: skipped, unless its pages or metadata changed since;
-        then corrected in place with --replace, or the changes said."""
-        changes, pages_changed = self._changes_since_published()
+        """The ledger records the chapter as published: skipped, unless its pages or metadata (or, paired with it
+        by pairing.py, its groups or volume) changed since; then corrected in place with --replace, or the changes
+        said."""
+        changes, fields = self._changes_since_published()
         if not changes:
             return self._skip(chapter_id, "the ledger records it as published")
-        self.result.chapter_id = chapter_id
+        self.result.chapter_id, self.result.changed = chapter_id, fields
         if not self.options.replace:
+            also = (", or with --force-new to publish it as another release"
+                    if self.ledger_key != self.plan.key and self.options.command == "upload" else "")
             self._notice(f"changed since it was published as chapter {chapter_id}: {'; '.join(changes)}; "
-                         "run again with --replace (or `replace: true`) to correct it in place")
+                         f"run again with --replace (or `replace: true`) to correct it in place{also}")
             return self._skip(chapter_id, "the ledger records it as published")
         self._notice(f"correcting chapter {chapter_id} in place: {'; '.join(changes)}")
-        return State.EDITING if pages_changed else State.UPDATING
+        edit = "pages" in fields or "publish_at" in fields  # what PUT /chapter cannot change
+        if edit and "groups" not in fields:
+            return State.EDITING  # the commit's chapterDraft carries the title and volume too
+        self.edit_after_update = edit
+        return State.UPDATING
 
-    def _changes_since_published(self) -> tuple[list[str], bool]:
-        """What differs between the plan and what the ledger says was published, and whether an edit session
-        is needed for it (pages, or publish_at, which PUT /chapter cannot change)."""
-        published = self.ledger.pages(self.plan.key)
-        changes = []
+    def _changes_since_published(self) -> tuple[list[str], list[str]]:
+        """What differs between the plan and what the ledger says was published: each change said, and the
+        fields changed ("groups", "volume", "title", "publish_at", "pages")."""
+        changes, fields = [], []
+        published_as, key = self.ledger_key, self.plan.key
+        if published_as.groups != key.groups:
+            changes.append(f"groups {self._groups(published_as.groups)} -> {self._groups(key.groups)}")
+            fields.append("groups")
+        if published_as.volume != key.volume:
+            changes.append(f"volume {published_as.volume!r} -> {key.volume!r}")
+            fields.append("volume")
+        published = self.ledger.pages(self.ledger_key)
         if published:
             before = {p.upload_name: p.sha256 for p in published}
             now = {p.upload_name: p.sha256 for p in self.plan.pages}
@@ -477,20 +551,31 @@ class ChapterUpload:
                 if origins:
                     changes.append(f"{len(origins)} page(s) {what} ({', '.join(origins[:3])}"
                                    + (", ..." if len(origins) > 3 else "") + ")")
-            if not (changed or added or removed) and [p.upload_name for p in published] != list(now):
+            reordered = not (changed or added or removed) and [p.upload_name for p in published] != list(now)
+            if reordered:
                 changes.append("the pages are in another order")
-        pages_changed = bool(changes)
-        draft = self.ledger.published_draft(self.plan.key)
+            if changed or added or removed or reordered:
+                fields.append("pages")
+        draft = self.ledger.published_draft(self.ledger_key)
         if draft is not None:
-            for field in ("title", "volume", "chapter", "publishAt"):
-                if draft.get(field) != self.plan.draft.get(field):
-                    changes.append(f"{field} {draft.get(field)!r} -> {self.plan.draft.get(field)!r}")
-                    pages_changed = pages_changed or field == "publishAt"
-        return changes, pages_changed
+            for name, field_name in (("title", "title"), ("volume", "volume"), ("chapter", "chapter"),
+                                     ("publishAt", "publish_at")):
+                if draft.get(name) != self.plan.draft.get(name) and field_name not in fields:
+                    changes.append(f"{name} {draft.get(name)!r} -> {self.plan.draft.get(name)!r}")
+                    fields.append(field_name)
+        return changes, fields
+
+    def _correction_under_way(self) -> list[str]:
+        """What the unfinished correction being resumed changes, as its first EDITING or UPDATING recorded it (the
+        ledger's pages are the new ones since the edit began: comparing them would tell nothing)."""
+        for _state, _at, _session, detail in reversed(self.ledger.transitions(self.ledger_key)):
+            if (detail or "").startswith(CORRECTING_DETAIL):
+                return detail.removeprefix(CORRECTING_DETAIL).split(", ")
+        return ["pages"]
 
     def _edit_unfinished(self) -> bool:
         """Whether the last session this chapter's runs began was an edit session not yet committed."""
-        for state, *_rest in reversed(self.ledger.transitions(self.plan.key)):
+        for state, *_rest in reversed(self.ledger.transitions(self.ledger_key)):
             if state in (State.EDITING, State.BEGINNING, State.COMMITTED, State.SKIPPED):
                 return state == State.EDITING
         return False
@@ -552,7 +637,7 @@ class ChapterUpload:
         else:
             owner = self.ledger.owner_of_session(open_session.id)
             begun = [key for key in self.ledger.begun_without_session(open_session.manga_id, self.plan.key.api)
-                     if key != self.plan.key]
+                     if key != self.ledger_key]
             if owner is not None:
                 whose = (f"it is the unfinished upload of {owner.label} from an earlier run of mdupload "
                          "(run `mdupload upload` for that chapter to finish it)")
@@ -692,7 +777,7 @@ class ChapterUpload:
         open_session = self.client.get_open_session()
         if open_session is not None:
             owner = self.ledger.owner_of_session(open_session.id)
-            if open_session.chapter_id != chapter_id or owner not in (None, self.plan.key):
+            if open_session.chapter_id != chapter_id or owner not in (None, self.ledger_key):
                 raise SessionBusy(
                     f"another upload session {open_session.id} (manga {open_session.manga_id}) is open on this "
                     f"account, so chapter {chapter_id} cannot be corrected now.",
@@ -733,9 +818,12 @@ class ChapterUpload:
             hint="Someone (a group member, or staff) is editing it: check it on MangaDex, then run again.")
 
     def _step_updating(self) -> str:
-        """Only the metadata changed: PUT /chapter/{id} with its current version; no page is sent."""
+        """The metadata changed: PUT /chapter/{id} with its current version and, when they changed, the groups; no
+        page is sent. Pages (or publish_at) to correct as well: the edit session follows."""
         chapter_id = self.result.chapter_id
         fields = {name: self.plan.draft[name] for name in ("volume", "chapter", "title", "translatedLanguage")}
+        if "groups" in self.result.changed:
+            fields["groups"] = list(self.plan.groups)
         for attempt in (1, 2):
             version = self.client.get_chapter(chapter_id).version
             try:
@@ -744,7 +832,9 @@ class ChapterUpload:
             except Conflict as exc:
                 if attempt == 2:
                     raise self._stale(chapter_id, exc) from None
-        return State.COMMITTED  # recorded with the new draft
+        if self.edit_after_update:
+            return State.EDITING
+        return State.COMMITTED  # recorded with the new draft (and the new key, when the groups or volume changed)
 
     # --- UPLOADING and RECONCILING ------------------------------------------------------------
 
@@ -812,7 +902,7 @@ class ChapterUpload:
                     self.failures.pop(name, None)
                 else:
                     self.failures[name] = _reason_for(name, answer.errors) or "; ".join(reasons) or "refused"
-        self.ledger.set_file_ids(self.plan.key, self.session.id, accepted)
+        self.ledger.set_file_ids(self.ledger_key, self.session.id, accepted)
         # bytes count as sent once MangaDex answered for them (not as they leave for the socket's buffers)
         self.events.bytes_sent(self.plan, sum(by_name[name].size for name in accepted))
         self.events.pages_done(self.plan, len(accepted))
@@ -855,7 +945,7 @@ class ChapterUpload:
         is confirmed by that, whatever its hash says.
         """
         wanted = {p.upload_name: p for p in self.plan.pages}
-        recorded = {p.upload_name: p.file_id for p in self.ledger.pages(self.plan.key)
+        recorded = {p.upload_name: p.file_id for p in self.ledger.pages(self.ledger_key)
                     if p.file_id and p.session_id == self.session.id}
         keep: dict[str, str] = {}
         strays: list[str] = []
@@ -875,7 +965,7 @@ class ChapterUpload:
         self.file_ids = keep
         for name in keep:
             self.failures.pop(name, None)
-        self.ledger.set_file_ids(self.plan.key, self.session.id, {name: keep.get(name) for name in wanted})
+        self.ledger.set_file_ids(self.ledger_key, self.session.id, {name: keep.get(name) for name in wanted})
 
     # --- COMMITTING ---------------------------------------------------------------------------
 

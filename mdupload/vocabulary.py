@@ -105,6 +105,7 @@ class Status(StrEnum):
     """What became of a chapter a run was asked to publish (`status` in the JSON documents)."""
 
     UPLOADED = "uploaded"  # published by this run
+    CORRECTED = "corrected"  # published before, corrected in place by this run (--replace): the same chapter id
     SKIPPED = "skipped"  # already on MangaDex
     FAILED = "failed"  # not published: the error says why
     NOT_UPLOADED = "not uploaded"  # checked fine, but the run uploaded nothing (another chapter failed its checks)

@@ -64,6 +64,7 @@ RETRY_MAX = 900.0  # ... up to this
 
 _log = logging.getLogger("mdupload.watch")
 Publish = Callable[[Manifest], dict]
+DONE_STATUSES = ("uploaded", "corrected", "skipped")  # an item's chapter as a run left it: filed under done/
 
 
 def _to_stderr(text: str) -> None:
@@ -74,7 +75,7 @@ def _to_stderr(text: str) -> None:
 class ItemResult:
     name: str
     series: Path
-    status: str  # "uploaded" | "skipped" | "failed" | "deferred" (left in the inbox: a problem outside it)
+    status: str  # one of DONE_STATUSES | "failed" | "deferred" (left in the inbox: a problem outside it)
     chapter_id: str | None
     moved_to: Path | None  # None: the item disappeared from the inbox while it was being published
     error: str | None
@@ -99,6 +100,7 @@ class WatchSummary:
     def describe(self) -> str:
         counts = [
             (sum(r.status == "uploaded" for r in self.results), "published"),
+            (sum(r.status == "corrected" for r in self.results), "corrected in place (moved to done/)"),
             (sum(r.status == "skipped" for r in self.results), "already on MangaDex (moved to done/)"),
             (len(self.failed), "failed (see failed/)"),
             (len(self.held), "left in the inbox by a problem outside them (tried again on the next run)"),
@@ -327,7 +329,7 @@ class Watcher:
             _log.debug("publishing %s failed", path, exc_info=True)
             return self._failed(path, series, manifest, redact(f"unexpected error ({type(exc).__name__}): {exc}"))
         chapters = document.get("chapters") or []
-        if document.get("ok") and len(chapters) == 1 and chapters[0].get("status") in ("uploaded", "skipped"):
+        if document.get("ok") and len(chapters) == 1 and chapters[0].get("status") in DONE_STATUSES:
             self._outside_problems, self._paused_until = 0, None
             return self._done(path, series, manifest, chapters[0])
         if chapters and all(chapter.get("retry_later") for chapter in chapters):
@@ -352,8 +354,12 @@ class Watcher:
             "chapter": chapter.get("chapter"), "volume": chapter.get("volume"), "language": chapter.get("language"),
             "status": status, "chapter_id": chapter_id, "pages": chapter.get("pages"), "time": self._now(),
         }
+        # a published chapter that differed from the item: what was corrected in place, or left as it is
+        receipt.update({name: chapter[name] for name in ("corrected", "changed") if chapter.get(name)})
         moved = self._move(path, DONE, ".json", json.dumps(receipt, indent=2, ensure_ascii=False) + "\n")
-        what = "published" if status == "uploaded" else "already on MangaDex"
+        corrected = ", ".join(chapter.get("corrected", []))
+        what = {"uploaded": "published", "corrected": f"corrected in place ({corrected})"}.get(status,
+                                                                                             "already on MangaDex")
         where = f"moved to {DONE}/{moved.name}" if moved else "it had left the inbox"
         self._log(f"{path.name}: {what} as chapter {chapter_id} ({chapter.get('pages')} pages); {where}.")
         return ItemResult(path.name, series.path, status, chapter_id, moved, None)

@@ -262,7 +262,7 @@ def test_replace_corrects_a_changed_page_in_place_and_a_title_without_sending_a_
     replaced = run_cli(["upload", str(series), "--accept-terms", "--chapter", "1", "--replace", "--json"], env)
     assert replaced.code == 0, replaced.stderr
     [result] = replaced.json["chapters"]
-    assert (result["status"], result["chapter_id"]) == ("uploaded", published["chapter_id"])  # the same chapter
+    assert (result["status"], result["chapter_id"]) == ("corrected", published["chapter_id"])  # the same chapter
     after = _chapter(sandbox, published["chapter_id"])
     assert [p["originalFileName"] for p in after["pages"]] == [f"{n}.png" for n in range(1, 11)]
     changed = [n for n, (old, new) in enumerate(zip(before["pages"], after["pages"]), 1)
@@ -362,7 +362,7 @@ def test_a_correction_killed_at_any_step_leaves_one_chapter_with_exactly_the_new
     with pytest.raises(_Killed):
         ChapterUpload(killer, ledger, corrected, replace, sleep=lambda s: None).run()
     rerun = ChapterUpload(client, ledger, corrected, replace, sleep=lambda s: None).run()
-    assert (rerun.status, rerun.chapter_id) == ("uploaded", published.chapter_id), rerun.error
+    assert (rerun.status, rerun.chapter_id) == ("corrected", published.chapter_id), rerun.error
     [chapter] = sandbox.state()["chapters"]
     assert [(p["originalFileName"], p["fileHash"]) for p in chapter["pages"]] == [
         (p.upload_name, p.sha256) for p in corrected.pages]
@@ -412,7 +412,7 @@ def test_a_stale_version_is_read_again_and_tried_once_more_then_explained(sandbo
     assert f"chapter {chapter_id} changed on MangaDex while it was being corrected, twice in a row" in twice.error
     assert sandbox.state()["sessions"] == []
     once = ChapterUpload(_EditedMeanwhile(client, method, 1), ledger, corrected, options).run()
-    assert (once.status, once.chapter_id) == ("uploaded", chapter_id), once.error
+    assert (once.status, once.chapter_id) == ("corrected", chapter_id), once.error
     [chapter] = sandbox.state()["chapters"]
     assert [p["fileHash"] for p in chapter["pages"]] == [p.sha256 for p in corrected.pages]
     if method == "update_chapter":
@@ -435,7 +435,7 @@ def test_a_title_correction_killed_at_its_call_is_finished_by_the_rerun(sandbox,
     with pytest.raises(_Killed):
         ChapterUpload(_KillAt(client, "update_chapter", 1, after), ledger, renamed, options).run()
     rerun = ChapterUpload(client, ledger, renamed, options).run()
-    assert (rerun.status, rerun.chapter_id) == ("uploaded", chapter_id), rerun.error
+    assert (rerun.status, rerun.chapter_id) == ("corrected", chapter_id), rerun.error
     [chapter] = sandbox.state()["chapters"]
     assert chapter["title"] == "Renamed" and [p["fileHash"] for p in chapter["pages"]] == [
         p.sha256 for p in original.pages]

@@ -263,6 +263,29 @@ def test_a_chapter_is_edited_with_its_version_and_deleted_by_its_uploader_only()
         assert demo.call("GET", "/chapter", params={"manga": DEMO_MANGA}).json()["total"] == 0
 
 
+def test_put_chapter_changes_its_groups_as_chapter_request_says_and_refuses_what_mangadex_would():
+    """ChapterEdit (ChapterRequest + a required version): `groups` an array of at most 10 uuids; an unknown group is
+    refused as POST /upload/begin refuses it, and nothing changes."""
+    from mdupload.sandbox import SECOND_GROUP
+
+    with start_sandbox(SandboxConfig(rate_limits=False, processing_delay=0)) as sandbox:
+        api = Api(sandbox)
+        chapter = api.publish("4")
+        unknown = "00000000-0000-4000-8000-000000000000"
+        refused = api.call("PUT", f"/chapter/{chapter}", json={"groups": [DEMO_GROUP, unknown], "version": 1})
+        assert refused.status_code == 404 and unknown in refused.json()["errors"][0]["detail"]
+        too_many = api.call("PUT", f"/chapter/{chapter}", json={"groups": [DEMO_GROUP] * 11, "version": 1})
+        assert too_many.status_code == 400
+        assert api.call("PUT", f"/chapter/{chapter}", json={"groups": ["not-a-uuid"], "version": 1}).status_code == 400
+        assert api.call("PUT", f"/chapter/{chapter}", json={"groups": [DEMO_GROUP]}).status_code == 400  # no version
+        edited = api.call("PUT", f"/chapter/{chapter}", json={"groups": [SECOND_GROUP, DOCS_GROUP], "version": 1})
+        assert edited.status_code == 200 and edited.json()["data"]["attributes"]["version"] == 2  # the refusals changed nothing
+        shown = api.call("GET", f"/chapter/{chapter}").json()["data"]["relationships"]
+        assert sorted(r["id"] for r in shown if r["type"] == "scanlation_group") == sorted([SECOND_GROUP, DOCS_GROUP])
+        listed = api.call("GET", "/chapter", params={"groups[]": [DEMO_GROUP], "manga": DEMO_MANGA}).json()
+        assert listed["total"] == 0  # no longer credited to the group it was published with
+
+
 def test_a_catalog_file_adds_a_groups_real_series_and_its_published_chapters(tmp_path):
     manga, group = "0b0c9a7e-1f34-4d1a-9c7e-2d6f3b1e8a01", "5a3f8e21-7c4b-4e9d-8f12-6b0a9c3d2e14"
     catalog = {"mangas": [{"id": manga, "title": "Our Real Series", "contentRating": "suggestive"}],

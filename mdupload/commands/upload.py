@@ -66,16 +66,20 @@ def upload(manifest, chapters, exclude, accept_terms, stale_after, abandon_open,
     loaded = load_manifest(manifest, settings.environ)
     specs = select_chapters(loaded, chapters, exclude)
     reporter = Reporter(quiet=quiet)
-    options = UploadOptions(stale_after=timedelta(minutes=stale_after), abandon_open=abandon_open,
-                            force_new=force_new, replace=replace, concurrency=concurrency or DEFAULT_CONCURRENCY)
     # a missing server or a bad category stops the command before any upload
     archive_target = (resolve_target(loaded, archive_to, environ=settings.environ, option="--archive-to")
                       if archive and not dry_run else None)
+    group_names = {}  # a change of a chapter's groups names them as MangaDex does, where known
     if not dry_run:  # a wrong id is found at its manifest line, before anything is uploaded
         require_terms(loaded, settings.accept_terms)  # before any network call
-        for line in identify_ids(loaded, settings, unreachable_hint="Nothing was uploaded; run the same command "
-                                                                    "again once MangaDex answers.").lines():
+        identified = identify_ids(loaded, settings, unreachable_hint="Nothing was uploaded; run the same command "
+                                                                     "again once MangaDex answers.")
+        for line in identified.lines():
             reporter.info(line)
+        group_names = {group.id: group.name for group in identified.groups.values()}
+    options = UploadOptions(stale_after=timedelta(minutes=stale_after), abandon_open=abandon_open,
+                            force_new=force_new, replace=replace, concurrency=concurrency or DEFAULT_CONCURRENCY,
+                            group_names=group_names)
     api = hosts_of(settings).api_url
     publication = publish_manifest(loaded, specs, settings, reporter=reporter, options=options,
                                    connect=lambda: signed_in_client(settings),
