@@ -503,7 +503,7 @@ def _print_row(row: dict) -> None:
           f"max({floor['bytes'] / 1e6:.1f} MB / {NETWORK.bandwidth / 1e6:.2f} MB/s = {floor['transfer_s']:.2f} s, "
           f"rate limits {floor['rate_limit_s']:.2f} s) + {row['chapters']} x {floor['per_chapter_s']:.2f} s "
           "(begin, last answer + one file's processing, commit)", flush=True)
-    print(f"  mdupload {row['mdupload_s']:6.2f} s  {row['mdupload_s'] / row['floor_s']:.2f}x the floor "
+    print(f"  mdupload {row['mdupload_s']:6.2f} s  {row['mdupload_s'] / row['floor_s']:.3f}x the floor "
           f"(target <= {TARGET_WIRE_RATIO})  runs {', '.join(f'{t:.2f}' for t in row['runs'])}")
     print(f"  one request at a time {row['baseline_s']:6.2f} s  {row['baseline_s'] / row['floor_s']:.2f}x the floor; "
           f"mdupload is {row['baseline_s'] / row['mdupload_s']:.2f}x faster")
