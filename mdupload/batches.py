@@ -9,15 +9,15 @@ time the link stands idle. Two rules keep that short:
   been handed to the connection (or it was answered), not once it is answered. One body at a time
   has the link (concurrent bodies share it, so they would all end together and all be processed
   after the last byte), and the server processes each batch while the next one's bytes flow. At most
-  `concurrency` requests are in flight. A lone request still pays for its processing, so this also
-  spaces the requests out: they never come in a burst that the rate limiter would hold back.
+  `concurrency` requests are in flight. Each request waiting for the one before it to be sent also
+  spaces them out: they never come in a burst that the rate limiter would hold back.
 - **A shrinking tail.** A batch is as big as allowed unless its processing would outlast the
   transfer of everything sent after it; so the batches shrink near the end of the round, down to a
   single page, and the wait from the last byte to the last answer is a small batch's processing.
 
-`LinkEstimate` measures what both need on this run's own batches (a run's chapters share one): the
-throughput, and each file's share of the wait from a batch's last byte to its answer. Until the first
-answer, the batches are full. The largest pages go first.
+`LinkEstimate` measures what the tail is cut by, on this run's own batches (a run's chapters share
+one): the throughput, and each file's share of the wait from a batch's last byte to its answer. Until
+the first answer, the batches are full. The largest pages go first.
 """
 
 from __future__ import annotations

@@ -737,9 +737,7 @@ class ChapterUpload:
                 if attempt == BEGIN_ATTEMPTS:
                     raise  # no session was opened: nothing to clean up
                 self._sleep(self.options.retry_backoff_s * 2 ** (attempt - 1))
-            except (RateLimited, CaptchaRequired):
-                raise
-            except ApiError as refused:
+            except ApiError as refused:  # (a 429 or a captcha is never taken for an open session)
                 if self.begin_unlooked and refused.status in BEGIN_REFUSED_WHILE_OPEN:
                     return self._look_for_the_open_session()  # most likely another session is open
                 raise
