@@ -31,6 +31,9 @@ class _QuietHandler(WSGIRequestHandler):
     sandbox's own (Core.requests), werkzeug's access log stays silent."""
 
     protocol_version = "HTTP/1.1"
+    # TCP_NODELAY, as production HTTP servers set it (nginx's tcp_nodelay is on by default): without it an
+    # answer written in pieces waits for the client's delayed ACK (40 ms on Linux), a delay MangaDex has not.
+    disable_nagle_algorithm = True
 
     # werkzeug's development server closes every connection after its answer, and then reads whatever
     # the client sent meanwhile (a next request included) to discard an unread body. The sandbox keeps the
