@@ -33,6 +33,7 @@ from . import limits
 # Before any batch was answered: a file's share of the wait for an answer (a guess on the safe side: too
 # high only makes the last batches smaller than needed).
 UNMEASURED_FILE_S = 0.1
+LATER_SHARE = 0.6  # of the later pages' transfer, what hides a batch's processing (next_batch_size; make bench)
 
 
 class Page(Protocol):
@@ -100,8 +101,10 @@ class LinkEstimate:
 def next_batch_size(sizes: Sequence[int], bytes_per_s: float | None, file_s: float,
                     most: int = limits.FILES_PER_REQUEST) -> int:
     """How many of the pages left (their sizes, in sending order) the next batch takes: the most, unless its
-    processing would outlast what comes after it: the transfer of the pages after it (at least the time the
-    global rate limit takes to let their requests through), and of its own last page."""
+    processing would outlast what comes after it: the transfer of its own last page and of the pages after
+    it, of which only LATER_SHARE counts (a body is handed over while the connection's buffers still hold
+    its end, so the next ones share the link with it), or the time the global rate limit takes to let their
+    requests through, if longer."""
     size = min(most, len(sizes))
     if bytes_per_s is None:
         return size
@@ -109,7 +112,7 @@ def next_batch_size(sizes: Sequence[int], bytes_per_s: float | None, file_s: flo
     def after_s(count: int) -> float:
         later = sizes[count:]
         requests = -(-len(later) // most)
-        return max(sum(later) / bytes_per_s, requests / limits.GLOBAL_REQUESTS_PER_SECOND) + sizes[count - 1] / bytes_per_s
+        return max(LATER_SHARE * sum(later) / bytes_per_s, requests / limits.GLOBAL_REQUESTS_PER_SECOND) + sizes[count - 1] / bytes_per_s
 
     while size > 1 and file_s * size > after_s(size):
         size -= 1

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from mdupload.batches import BatchQueue, LinkEstimate, next_batch_size, send_pipelined
+from mdupload.batches import LATER_SHARE, BatchQueue, LinkEstimate, next_batch_size, send_pipelined
 
 MB = 1_000_000
 
@@ -53,9 +53,17 @@ def test_the_batches_shrink_near_the_end_so_that_each_ones_processing_hides_behi
     assert all(1 <= len(b) <= 10 for b in batches)
     for index, batch in enumerate(batches):
         later = [p for b in batches[index + 1:] for p in b]
-        takes = max(sum(p.size for p in later) / rate, len(batches[index + 1:]) / 5) + batch[-1].size / rate
+        takes = (max(LATER_SHARE * sum(p.size for p in later) / rate, len(batches[index + 1:]) / 5)
+                 + batch[-1].size / rate)
         assert len(batch) == 1 or file_s * len(batch) <= takes  # (a page cannot be cut)
     assert len(batches) <= 12 * 1.5  # 12 full batches would do: the tail costs a few requests, not dozens
+
+
+def test_a_fast_link_cuts_the_tail_finer_than_a_slow_one():
+    pages = [Page(f"{n}.jpg", 1_250_000) for n in range(24)]
+    slow = [len(b) for b in batches_of(pages, KnownLink(5_000_000, 0.06))]
+    fast = [len(b) for b in batches_of(pages, KnownLink(12_500_000, 0.06))]
+    assert slow == [10, 10, 4] and fast == [10, 7, 5, 1, 1]
 
 
 def test_next_batch_size_takes_what_is_left_when_less_than_a_batch():
